@@ -1,0 +1,1 @@
+//! Ember's configuration: the `prometheus.yml` model.
