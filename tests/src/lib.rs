@@ -1,5 +1,222 @@
 //! Black-box tests for the `ember` binary.
 //!
 //! The tests in `tests/tests/` start the real binary on a free loopback port
-//! and talk to it over HTTP, as a user or Grafana would. This library holds
-//! the small harness they share.
+//! and talk to it over HTTP, as a user, a script or Grafana would. This
+//! library holds the small harness they share: [`Ember`] starts a server with
+//! a given configuration in a fresh data directory, waits until it listens,
+//! captures its logs, and kills it when dropped.
+//!
+//! The binary is `target/<profile>/ember`, which `scripts/test` builds before
+//! `cargo test` (a test cannot run cargo itself while the outer cargo holds the
+//! target directory's lock). `EMBER_BIN` overrides the path.
+//!
+//! ```no_run
+//! let ember = ember_tests::Ember::start(ember_tests::Options::default());
+//! let body = ember.get("/-/healthy").text().unwrap();
+//! assert!(body.contains("Healthy"));
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start listening before a test gives up.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The path of the `ember` binary under test.
+pub fn ember_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("EMBER_BIN") {
+        return PathBuf::from(path);
+    }
+    // Test executables live in target/<profile>/deps/; the binary is one up.
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile> directory");
+    let binary = profile_dir.join("ember");
+    assert!(
+        binary.is_file(),
+        "{} does not exist: build it first with `cargo build --bin ember` (scripts/test does), or set EMBER_BIN",
+        binary.display()
+    );
+    binary
+}
+
+/// How to start a server.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Configuration file contents; `None` starts with the embedded default.
+    pub config: Option<String>,
+    /// Extra command-line flags.
+    pub flags: Vec<String>,
+}
+
+impl Options {
+    pub fn with_config(config: impl Into<String>) -> Self {
+        Self { config: Some(config.into()), ..Self::default() }
+    }
+
+    pub fn flag(mut self, flag: impl Into<String>) -> Self {
+        self.flags.push(flag.into());
+        self
+    }
+}
+
+/// Log lines captured from a server's standard error, shared with the thread
+/// that reads them.
+#[derive(Debug, Default)]
+struct Logs {
+    lines: Mutex<Vec<String>>,
+    changed: Condvar,
+}
+
+/// A running `ember` process, killed when dropped.
+#[derive(Debug)]
+pub struct Ember {
+    child: Child,
+    base_url: String,
+    logs: Arc<Logs>,
+    /// Owns the data directory and configuration file for the server's life.
+    dir: tempfile::TempDir,
+    http: reqwest::blocking::Client,
+}
+
+impl Ember {
+    /// Starts a server on 127.0.0.1 with an OS-chosen port and waits until it
+    /// listens. Panics with the server's logs if it does not.
+    pub fn start(options: Options) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut command = Command::new(ember_binary());
+        command
+            .current_dir(dir.path())
+            .arg("--web.listen-address=127.0.0.1:0")
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg("--log.format=json")
+            .args(&options.flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(config) = &options.config {
+            let path = dir.path().join("ember.yml");
+            std::fs::write(&path, config).expect("write configuration");
+            command.arg(format!("--config.file={}", path.display()));
+        }
+        let mut child = command.spawn().expect("spawn ember");
+
+        let logs = Arc::new(Logs::default());
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lines.lock().expect("log lock").push(line);
+                sink.changed.notify_all();
+            }
+        });
+
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client");
+        let mut ember = Self { child, base_url: String::new(), logs, dir, http };
+        let listening = ember.wait_for_log(START_TIMEOUT, |entry| entry["message"] == "Listening");
+        let Some(entry) = listening else {
+            let status = ember.child.try_wait().ok().flatten();
+            panic!("ember did not start listening (exit: {status:?}); logs:\n{}", ember.logs_text());
+        };
+        let address = entry["address"].as_str().expect("Listening log line has an address");
+        ember.base_url = format!("http://{address}");
+        ember
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The directory holding `data/` and `ember.yml`.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replaces the configuration file (to be picked up by a reload).
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(self.dir.path().join("ember.yml"), config).expect("write configuration");
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.http.get(format!("{}{path}", self.base_url)).send().expect("GET")
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::blocking::Response {
+        self.http.post(format!("{}{path}", self.base_url)).send().expect("POST")
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::blocking::Response {
+        self.http.put(format!("{}{path}", self.base_url)).send().expect("PUT")
+    }
+
+    /// Sends a Unix signal by name (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits until a JSON log entry satisfies `predicate` and returns it.
+    /// Entries already logged count, so call order does not race the server.
+    pub fn wait_for_log(
+        &self,
+        timeout: Duration,
+        predicate: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.logs.lines.lock().expect("log lock");
+        let mut seen = 0;
+        loop {
+            for line in &lines[seen..] {
+                if let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) {
+                    if predicate(&entry) {
+                        return Some(entry);
+                    }
+                }
+            }
+            seen = lines.len();
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            lines = self.logs.changed.wait_timeout(lines, deadline - now).expect("log lock").0;
+        }
+    }
+
+    /// Everything the server logged so far, one entry per line.
+    pub fn logs_text(&self) -> String {
+        self.logs.lines.lock().expect("log lock").join("\n")
+    }
+}
+
+impl Drop for Ember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 machine with rustup stable for building and testing
+# Ember. Safe to run repeatedly: every step checks first and skips what is
+# already there. Sourced by scripts/run and scripts/test; not meant to be
+# called by hand, though it can be.
+#
+# What it sets up:
+#   - rustfmt and clippy for the rustup toolchain;
+#   - a WebAssembly toolchain for plugins: rustup's wasm32-unknown-unknown
+#     target if it can be had, else Debian's rustc-web route (rustc 1.96 with
+#     the standard library's source, built with -Zbuild-std, and lld's
+#     wasm-ld). The route taken is written to target/wasm-toolchain.env so
+#     plugin builds use the same one.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        log "need root for: $*"; return 1
+    fi
+}
+
+apt_updated=
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ -z "$apt_updated" ]; then
+        log "apt-get update"
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    log "installing Debian packages: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust_components() {
+    command -v cargo >/dev/null || { log "cargo not found: install rustup stable first"; exit 1; }
+    for component in rustfmt clippy; do
+        if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+            log "rustup component add $component"
+            rustup component add "$component"
+        fi
+    done
+}
+
+# Prints the route to stdout: "rustup" or "debian".
+wasm_route() {
+    if rustup target list --installed 2>/dev/null | grep -qx 'wasm32-unknown-unknown'; then
+        echo rustup; return
+    fi
+    if [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ] && command -v wasm-ld >/dev/null; then
+        echo debian; return
+    fi
+    # rustup hangs rather than failing where its download host is out of
+    # reach, so bound the attempt.
+    log "trying: rustup target add wasm32-unknown-unknown"
+    if timeout 90 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+        echo rustup; return
+    fi
+    log "rustup could not add the wasm32 target; falling back to Debian's rustc-web route"
+    apt_install rustc-web cargo-web rust-web-src lld >&2
+    echo debian
+}
+
+ensure_wasm_toolchain() {
+    local route env_file="$repo/target/wasm-toolchain.env"
+    route=$(wasm_route)
+    mkdir -p "$repo/target"
+    case "$route" in
+        rustup)
+            cat >"$env_file" <<ENV
+# Written by scripts/setup.sh: build plugins with rustup's wasm32 target.
+EMBER_WASM_ROUTE=rustup
+EMBER_WASM_CARGO=cargo
+EMBER_WASM_RUSTC=
+EMBER_WASM_RUSTFLAGS=
+EMBER_WASM_BUILD_STD=
+ENV
+            ;;
+        debian)
+            cat >"$env_file" <<ENV
+# Written by scripts/setup.sh: build plugins with Debian's rustc-web and wasm-ld.
+EMBER_WASM_ROUTE=debian
+EMBER_WASM_CARGO=/usr/bin/cargo
+EMBER_WASM_RUSTC=/usr/bin/rustc
+EMBER_WASM_RUSTFLAGS="-C linker=wasm-ld"
+EMBER_WASM_BUILD_STD=std,panic_abort
+ENV
+            ;;
+    esac
+    log "wasm toolchain route: $route (recorded in target/wasm-toolchain.env)"
+}
+
+ensure_rust_components
+ensure_wasm_toolchain
