@@ -1,0 +1,434 @@
+//! `<relabel_config>`: the eleven relabelling actions, their regexes and validation rules.
+
+use std::fmt;
+
+use regex::Regex;
+
+use crate::names::ValidationScheme;
+use crate::raw::RawRelabelConfig;
+
+/// Default `separator`.
+pub const DEFAULT_SEPARATOR: &str = ";";
+/// Default `regex`.
+pub const DEFAULT_REGEX: &str = "(.*)";
+/// Default `replacement`.
+pub const DEFAULT_REPLACEMENT: &str = "$1";
+
+/// What a relabelling step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RelabelAction {
+    /// Set `target_label` to `replacement` (with capture groups) when `regex` matches.
+    Replace,
+    /// Drop the target or series unless `regex` matches.
+    Keep,
+    /// Drop the target or series when `regex` matches.
+    Drop,
+    /// Drop unless the joined source labels equal the value of `target_label`.
+    KeepEqual,
+    /// Drop when the joined source labels equal the value of `target_label`.
+    DropEqual,
+    /// Set `target_label` to a hash of the joined source labels modulo `modulus`.
+    HashMod,
+    /// Copy labels whose names match `regex` to names built from `replacement`.
+    LabelMap,
+    /// Remove labels whose names match `regex`.
+    LabelDrop,
+    /// Remove labels whose names do not match `regex`.
+    LabelKeep,
+    /// Set `target_label` to the joined source labels in lower case.
+    Lowercase,
+    /// Set `target_label` to the joined source labels in upper case.
+    Uppercase,
+}
+
+impl RelabelAction {
+    /// Every action, in the order of the documentation.
+    pub const ALL: [Self; 11] = [
+        Self::Replace,
+        Self::Keep,
+        Self::Drop,
+        Self::KeepEqual,
+        Self::DropEqual,
+        Self::HashMod,
+        Self::LabelMap,
+        Self::LabelDrop,
+        Self::LabelKeep,
+        Self::Lowercase,
+        Self::Uppercase,
+    ];
+
+    /// Parses an action; like Prometheus, the spelling is case-insensitive.
+    pub fn from_config(text: &str) -> Option<Self> {
+        let lower = text.to_ascii_lowercase();
+        Self::ALL.into_iter().find(|action| action.as_str() == lower)
+    }
+
+    /// The canonical (lower-case) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replace => "replace",
+            Self::Keep => "keep",
+            Self::Drop => "drop",
+            Self::KeepEqual => "keepequal",
+            Self::DropEqual => "dropequal",
+            Self::HashMod => "hashmod",
+            Self::LabelMap => "labelmap",
+            Self::LabelDrop => "labeldrop",
+            Self::LabelKeep => "labelkeep",
+            Self::Lowercase => "lowercase",
+            Self::Uppercase => "uppercase",
+        }
+    }
+}
+
+impl fmt::Display for RelabelAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A relabelling regex: RE2 syntax, anchored at both ends like Prometheus's.
+///
+/// Prometheus compiles `^(?s:<regex>)$`: the expression must match the whole value, and
+/// `.` also matches a newline. The text as written is kept for display and equality.
+#[derive(Clone)]
+pub struct RelabelRegex {
+    original: String,
+    compiled: Regex,
+}
+
+impl RelabelRegex {
+    /// Compiles `original` anchored at both ends.
+    ///
+    /// ```
+    /// let regex = ember_config::RelabelRegex::new("foo|bar").unwrap();
+    /// assert!(regex.is_match("bar"));
+    /// assert!(!regex.is_match("foobar"));
+    /// assert_eq!(regex.as_str(), "foo|bar");
+    /// ```
+    pub fn new(original: &str) -> Result<Self, regex::Error> {
+        let compiled = Regex::new(&format!("^(?s:{original})$"))?;
+        Ok(Self {
+            original: original.to_owned(),
+            compiled,
+        })
+    }
+
+    /// The regex as written in the configuration.
+    pub fn as_str(&self) -> &str {
+        &self.original
+    }
+
+    /// The anchored, compiled regex.
+    pub fn regex(&self) -> &Regex {
+        &self.compiled
+    }
+
+    /// Whether the whole of `value` matches.
+    pub fn is_match(&self, value: &str) -> bool {
+        self.compiled.is_match(value)
+    }
+}
+
+impl PartialEq for RelabelRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.original == other.original
+    }
+}
+
+impl Eq for RelabelRegex {}
+
+impl fmt::Debug for RelabelRegex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RelabelRegex").field(&self.original).finish()
+    }
+}
+
+impl fmt::Display for RelabelRegex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
+/// A validated relabelling step with every default applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelabelConfig {
+    /// Labels whose values are joined with `separator` to form the input.
+    pub source_labels: Vec<String>,
+    /// Joins the source label values (default `;`).
+    pub separator: String,
+    /// The label written by `replace`, `hashmod`, `lowercase`, `uppercase`, or compared
+    /// by `keepequal` / `dropequal`. May contain `$1`-style references for `replace`.
+    pub target_label: String,
+    /// Anchored regex (default `(.*)`).
+    pub regex: RelabelRegex,
+    /// Modulus for `hashmod` (0 when unused).
+    pub modulus: u64,
+    /// Replacement template (default `$1`).
+    pub replacement: String,
+    /// The action (default `replace`).
+    pub action: RelabelAction,
+}
+
+/// A relabel rule that Prometheus would reject; `field` is the offending key, if one is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuleError {
+    pub(crate) field: Option<&'static str>,
+    pub(crate) message: String,
+}
+
+fn rule_error(field: Option<&'static str>, message: impl Into<String>) -> RuleError {
+    RuleError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Whether a `replace` target or `labelmap` replacement refers to a capture group.
+fn has_template_variable(text: &str) -> bool {
+    text.contains('$')
+}
+
+/// Prometheus's legacy-scheme rule for a label name that may contain `$1` / `${name}`.
+fn is_legacy_name_with_variables(text: &str) -> bool {
+    // `^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$` from Prometheus's relabel package.
+    static PATTERN: std::sync::OnceLock<Option<Regex>> = std::sync::OnceLock::new();
+    PATTERN
+        .get_or_init(|| Regex::new(r"^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$").ok())
+        .as_ref()
+        .is_some_and(|pattern| pattern.is_match(text))
+}
+
+fn is_valid_name_with_variables(scheme: ValidationScheme, text: &str) -> bool {
+    match scheme {
+        ValidationScheme::Utf8 => scheme.is_valid_label_name(text),
+        ValidationScheme::Legacy => is_legacy_name_with_variables(text),
+    }
+}
+
+impl RelabelConfig {
+    /// Applies defaults and Prometheus's per-action rules to one raw rule.
+    pub(crate) fn from_raw(raw: &RawRelabelConfig, scheme: ValidationScheme) -> Result<Self, RuleError> {
+        let action = match raw.action.as_deref() {
+            None => RelabelAction::Replace,
+            Some("") => return Err(rule_error(Some("action"), "relabel action cannot be empty")),
+            Some(text) => RelabelAction::from_config(text).ok_or_else(|| {
+                let known: Vec<&str> = RelabelAction::ALL.iter().map(|a| a.as_str()).collect();
+                rule_error(
+                    Some("action"),
+                    format!("unknown relabel action {text:?}, expected one of {}", known.join(", ")),
+                )
+            })?,
+        };
+        let source_labels = raw.source_labels.clone().unwrap_or_default();
+        for name in &source_labels {
+            if !scheme.is_valid_label_name(name) {
+                return Err(rule_error(
+                    Some("source_labels"),
+                    format!("{name:?} is not a valid label name"),
+                ));
+            }
+        }
+        let regex_text = raw.regex.as_deref().unwrap_or(DEFAULT_REGEX);
+        let regex = RelabelRegex::new(regex_text)
+            .map_err(|error| rule_error(Some("regex"), format!("invalid regex {regex_text:?}: {error}")))?;
+        let config = Self {
+            source_labels,
+            separator: raw.separator.clone().unwrap_or_else(|| DEFAULT_SEPARATOR.to_owned()),
+            target_label: raw.target_label.clone().unwrap_or_default(),
+            regex,
+            modulus: raw.modulus.unwrap_or(0),
+            replacement: raw.replacement.clone().unwrap_or_else(|| DEFAULT_REPLACEMENT.to_owned()),
+            action,
+        };
+        config.check(raw, scheme)?;
+        Ok(config)
+    }
+
+    /// Prometheus's `relabel.Config.Validate`, rule by rule and with its messages.
+    fn check(&self, raw: &RawRelabelConfig, scheme: ValidationScheme) -> Result<(), RuleError> {
+        use RelabelAction::*;
+        let action = self.action;
+        let target = self.target_label.as_str();
+        if action == HashMod && self.modulus == 0 {
+            return Err(rule_error(
+                Some("modulus"),
+                "relabel configuration for hashmod requires non-zero modulus",
+            ));
+        }
+        let writes_target = matches!(action, Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual);
+        if writes_target && target.is_empty() {
+            return Err(rule_error(
+                Some("target_label"),
+                format!("relabel configuration for {action} action requires 'target_label' value"),
+            ));
+        }
+        let invalid_target = || {
+            rule_error(
+                Some("target_label"),
+                format!("{target:?} is invalid 'target_label' for {action} action"),
+            )
+        };
+        if action == Replace {
+            let valid = if has_template_variable(target) {
+                is_valid_name_with_variables(scheme, target)
+            } else {
+                scheme.is_valid_label_name(target)
+            };
+            if !valid {
+                return Err(invalid_target());
+            }
+        }
+        if matches!(action, Lowercase | Uppercase | KeepEqual | DropEqual | HashMod)
+            && !scheme.is_valid_label_name(target)
+        {
+            return Err(invalid_target());
+        }
+        if matches!(action, Lowercase | Uppercase | KeepEqual | DropEqual)
+            && self.replacement != DEFAULT_REPLACEMENT {
+            return Err(rule_error(
+                Some("replacement"),
+                format!("'replacement' can not be set for {action} action"),
+            ));
+        }
+        if action == LabelMap && !is_valid_name_with_variables(scheme, &self.replacement) {
+            return Err(rule_error(
+                Some("replacement"),
+                format!("{:?} is invalid 'replacement' for {action} action", self.replacement),
+            ));
+        }
+        if matches!(action, KeepEqual | DropEqual) {
+            let offending = [
+                ("regex", self.regex.as_str() != DEFAULT_REGEX),
+                ("modulus", self.modulus != 0),
+                ("separator", self.separator != DEFAULT_SEPARATOR),
+                ("replacement", self.replacement != DEFAULT_REPLACEMENT),
+            ]
+            .into_iter()
+            .find(|(_, changed)| *changed);
+            if let Some((field, _)) = offending {
+                return Err(rule_error(
+                    Some(field),
+                    format!("{action} action requires only 'source_labels' and `target_label`, and no other fields"),
+                ));
+            }
+        }
+        if matches!(action, LabelDrop | LabelKeep) {
+            let offending = [
+                ("source_labels", raw.source_labels.is_some()),
+                ("target_label", !target.is_empty()),
+                ("modulus", self.modulus != 0),
+                ("separator", self.separator != DEFAULT_SEPARATOR),
+                ("replacement", self.replacement != DEFAULT_REPLACEMENT),
+            ]
+            .into_iter()
+            .find(|(_, present)| *present);
+            if let Some((field, _)) = offending {
+                return Err(rule_error(
+                    Some(field),
+                    format!("{action} action requires only 'regex', and no other fields"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(yaml_like: &[(&str, &str)]) -> RawRelabelConfig {
+        let mut raw = RawRelabelConfig::default();
+        for (key, value) in yaml_like {
+            let value = (*value).to_owned();
+            match *key {
+                "source_labels" => raw.source_labels = Some(value.split(',').map(str::to_owned).collect()),
+                "separator" => raw.separator = Some(value),
+                "target_label" => raw.target_label = Some(value),
+                "regex" => raw.regex = Some(value),
+                "modulus" => raw.modulus = value.parse().ok(),
+                "replacement" => raw.replacement = Some(value),
+                "action" => raw.action = Some(value),
+                other => panic!("unknown key {other}"),
+            }
+        }
+        raw
+    }
+
+    fn check(pairs: &[(&str, &str)]) -> Result<RelabelConfig, RuleError> {
+        RelabelConfig::from_raw(&rule(pairs), ValidationScheme::Utf8)
+    }
+
+    #[test]
+    fn applies_documented_defaults() {
+        let config = check(&[("target_label", "x")]).expect("valid");
+        assert_eq!(config.action, RelabelAction::Replace);
+        assert_eq!(config.separator, ";");
+        assert_eq!(config.regex.as_str(), "(.*)");
+        assert_eq!(config.replacement, "$1");
+        assert_eq!(config.modulus, 0);
+        assert!(config.source_labels.is_empty());
+    }
+
+    #[test]
+    fn regexes_are_fully_anchored_and_dot_matches_newline() {
+        let regex = RelabelRegex::new("a.c|x").expect("valid");
+        assert!(regex.is_match("abc"));
+        assert!(regex.is_match("a\nc"));
+        assert!(regex.is_match("x"));
+        assert!(!regex.is_match("xabc"));
+        assert!(!regex.is_match("abcx"));
+        assert_eq!(regex.to_string(), "a.c|x");
+        assert!(RelabelRegex::new("(").is_err());
+    }
+
+    #[test]
+    fn actions_are_case_insensitive() {
+        assert_eq!(RelabelAction::from_config("LabelMap"), Some(RelabelAction::LabelMap));
+        assert_eq!(RelabelAction::from_config("HASHMOD"), Some(RelabelAction::HashMod));
+        assert_eq!(RelabelAction::from_config("nope"), None);
+    }
+
+    #[test]
+    fn enforces_per_action_rules() {
+        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+            (&[("action", "hashmod"), ("target_label", "x")], Some("modulus")),
+            (&[("action", "hashmod"), ("target_label", "x"), ("modulus", "8")], None),
+            (&[("action", "replace")], Some("target_label")),
+            (&[("action", "lowercase"), ("target_label", "x"), ("replacement", "y")], Some("replacement")),
+            (&[("action", "keepequal"), ("target_label", "x")], None),
+            (&[("action", "keepequal")], Some("target_label")),
+            (&[("action", "dropequal"), ("target_label", "x"), ("regex", "a")], Some("regex")),
+            (&[("action", "keepequal"), ("target_label", "x"), ("separator", ";")], None),
+            (&[("action", "labeldrop"), ("regex", "tmp_.*")], None),
+            (&[("action", "labeldrop"), ("source_labels", "a")], Some("source_labels")),
+            (&[("action", "labelkeep"), ("target_label", "a")], Some("target_label")),
+            (&[("action", "labelkeep"), ("replacement", "z")], Some("replacement")),
+            (&[("action", "labelmap"), ("regex", "__meta_(.+)")], None),
+            (&[("action", "keep"), ("source_labels", "a")], None),
+            (&[("action", "explode")], Some("action")),
+            (&[("action", "")], Some("action")),
+            (&[("target_label", "x"), ("regex", "(")], Some("regex")),
+        ];
+        for (pairs, expected_field) in cases {
+            let result = check(pairs);
+            assert_eq!(result.as_ref().err().and_then(|e| e.field), *expected_field, "{pairs:?}: {result:?}");
+            if expected_field.is_some() {
+                assert!(result.is_err(), "{pairs:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn target_labels_follow_the_validation_scheme() {
+        let legacy = |pairs: &[(&str, &str)]| RelabelConfig::from_raw(&rule(pairs), ValidationScheme::Legacy);
+        assert!(check(&[("target_label", "app.io/name")]).is_ok());
+        assert!(legacy(&[("target_label", "app.io/name")]).is_err());
+        assert!(legacy(&[("target_label", "${1}_x")]).is_ok());
+        assert!(legacy(&[("target_label", "$1")]).is_ok());
+        assert!(legacy(&[("target_label", "$1-x")]).is_err());
+        assert!(legacy(&[("action", "labelmap"), ("replacement", "a-$1")]).is_err());
+        assert!(legacy(&[("action", "hashmod"), ("target_label", "$1"), ("modulus", "2")]).is_err());
+    }
+}
