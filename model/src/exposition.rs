@@ -1,0 +1,349 @@
+//! Exposition formats: parsers, writers and content negotiation.
+//!
+//! Scrape targets answer in one of three formats, and this module reads all
+//! of them into one stream of [`Entry`] values:
+//!
+//! * [`TextParser`]: the Prometheus text format 0.0.4 (and 1.0.0, which
+//!   only adds quoted UTF-8 names, also accepted here);
+//! * [`OpenMetricsParser`]: OpenMetrics 1.0 text, validated as strictly as
+//!   the upstream conformance suite demands;
+//! * [`ProtobufParser`]: varint-delimited `io.prometheus.client.MetricFamily`
+//!   messages ([`proto`] holds the message types).
+//!
+//! The parsers are *pull* parsers over a borrowed byte slice: each call to
+//! `next` returns the next [`Entry`], which borrows from the input or from
+//! a scratch buffer inside the parser. Nothing is allocated per sample once
+//! the parser's buffers have grown to the size of the largest line, and
+//! [`Series::raw`] gives a stable byte key for the series so a scrape loop
+//! can skip label handling for series it has seen before.
+//!
+//! [`negotiation`] builds the `Accept` header and picks a [`Format`] from a
+//! response's `Content-Type`; [`writer`] renders owned [`MetricFamily`]
+//! values in the text and OpenMetrics formats (for `/federate` and plugins).
+//!
+//! # Example
+//!
+//! ```
+//! use ember_model::exposition::{Entry, TextParser};
+//!
+//! let body = b"# TYPE http_requests_total counter\n\
+//!              http_requests_total{code=\"200\"} 1027 1395066363000\n";
+//! let mut parser = TextParser::new(body);
+//! let mut samples = 0;
+//! loop {
+//!     match parser.next_entry().expect("valid exposition") {
+//!         Entry::Series(series) => {
+//!             assert_eq!(series.name, "http_requests_total");
+//!             assert_eq!(series.labels.get("code"), Some("200"));
+//!             assert_eq!(series.value, 1027.0);
+//!             assert_eq!(series.timestamp_ms, Some(1395066363000));
+//!             samples += 1;
+//!         }
+//!         Entry::EndOfFile => break,
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!(samples, 1);
+//! ```
+
+mod error;
+mod lex;
+pub mod negotiation;
+mod openmetrics;
+pub mod proto;
+mod protobuf;
+mod text;
+pub mod writer;
+
+use std::fmt;
+
+pub use error::{HistogramProblem, ParseError, ParseErrorKind, Violation};
+pub use lex::{is_legacy_label_name, is_legacy_metric_name, parse_float};
+pub use negotiation::{Format, ScrapeProtocol, UnsupportedContentType, accept_header};
+pub use openmetrics::{OpenMetricsOptions, OpenMetricsParser};
+pub use protobuf::ProtobufParser;
+pub use text::TextParser;
+pub use writer::{MetricFamily, Sample, write_openmetrics, write_text};
+
+use lex::LabelSpan;
+
+/// The type of a metric family, as declared by `# TYPE` or the protobuf
+/// `type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MetricType {
+    /// A monotonically increasing value (`_total`).
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// Cumulative buckets with `_sum` and `_count`.
+    Histogram,
+    /// OpenMetrics: buckets of a distribution that can shrink (`_gsum`, `_gcount`).
+    GaugeHistogram,
+    /// Quantiles with `_sum` and `_count`.
+    Summary,
+    /// OpenMetrics: a constant set of labels with value 1.
+    Info,
+    /// OpenMetrics: a set of booleans, one label value each.
+    StateSet,
+    /// No type declared (`untyped` in the text format, `unknown` in OpenMetrics).
+    #[default]
+    Unknown,
+}
+
+impl MetricType {
+    /// The OpenMetrics spelling (`unknown` for [`MetricType::Unknown`]).
+    pub fn as_openmetrics_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+            Self::GaugeHistogram => "gaugehistogram",
+            Self::Summary => "summary",
+            Self::Info => "info",
+            Self::StateSet => "stateset",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The text 0.0.4 spelling; types the format lacks become `untyped`.
+    pub fn as_text_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+            Self::Summary => "summary",
+            Self::GaugeHistogram | Self::Info | Self::StateSet | Self::Unknown => "untyped",
+        }
+    }
+
+    /// Parses an OpenMetrics type name (`untyped` is not one).
+    pub fn from_openmetrics_str(s: &str) -> Option<Self> {
+        Some(match s {
+            "counter" => Self::Counter,
+            "gauge" => Self::Gauge,
+            "histogram" => Self::Histogram,
+            "gaugehistogram" => Self::GaugeHistogram,
+            "summary" => Self::Summary,
+            "info" => Self::Info,
+            "stateset" => Self::StateSet,
+            "unknown" => Self::Unknown,
+            _ => return None,
+        })
+    }
+
+    /// Parses a text 0.0.4 type name.
+    pub fn from_text_str(s: &str) -> Option<Self> {
+        Some(match s {
+            "counter" => Self::Counter,
+            "gauge" => Self::Gauge,
+            "histogram" => Self::Histogram,
+            "summary" => Self::Summary,
+            "untyped" => Self::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for MetricType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_openmetrics_str())
+    }
+}
+
+/// One item of an exposition, borrowed from the parser that produced it.
+///
+/// The borrow ends at the next call to the parser's `next_entry`, which is
+/// what lets the parser reuse its buffers instead of allocating.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry<'p> {
+    /// A sample.
+    Series(Series<'p>),
+    /// `# HELP name text`, with the text unescaped.
+    Help {
+        /// The metric family name.
+        name: &'p str,
+        /// The docstring.
+        text: &'p str,
+    },
+    /// `# TYPE name type`.
+    Type {
+        /// The metric family name.
+        name: &'p str,
+        /// The declared type.
+        metric_type: MetricType,
+    },
+    /// `# UNIT name unit` (OpenMetrics and protobuf only).
+    Unit {
+        /// The metric family name.
+        name: &'p str,
+        /// The unit, e.g. `seconds`.
+        unit: &'p str,
+    },
+    /// Any other comment line (text format only), without the `#`.
+    Comment(&'p str),
+    /// The end of the exposition; every later call returns it again.
+    EndOfFile,
+}
+
+/// A sample: a series identity and one value.
+#[derive(Debug, Clone, Copy)]
+pub struct Series<'p> {
+    /// The full sample name, e.g. `http_request_duration_seconds_bucket`.
+    pub name: &'p str,
+    /// The label pairs, in exposition order, excluding the metric name.
+    pub labels: Labels<'p>,
+    /// The sample value.
+    pub value: f64,
+    /// Milliseconds since the epoch, if the exposition gave one.
+    pub timestamp_ms: Option<i64>,
+    /// The exemplar attached to this sample, if any.
+    pub exemplar: Option<Exemplar<'p>>,
+    /// The created (start) timestamp of this series in milliseconds:
+    /// OpenMetrics `_created` samples (when enabled in
+    /// [`OpenMetricsOptions`]) or the protobuf `start_timestamp` fields.
+    pub created_timestamp_ms: Option<i64>,
+    /// The series as written (name and labels, escapes and all): equal
+    /// bytes mean an equal series within one format, so it is a cheap
+    /// cache key. For protobuf it is a canonical text rendering.
+    pub raw: &'p [u8],
+}
+
+/// An exemplar: a trace-linked example observation.
+#[derive(Debug, Clone, Copy)]
+pub struct Exemplar<'p> {
+    /// The exemplar's labels (typically `trace_id`, `span_id`).
+    pub labels: Labels<'p>,
+    /// The observed value.
+    pub value: f64,
+    /// When it was observed, in milliseconds, if known.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Borrowed label pairs of a [`Series`] or [`Exemplar`].
+///
+/// Names and values borrow the input where it held them verbatim and the
+/// parser's scratch buffer where escapes had to be resolved.
+#[derive(Clone, Copy)]
+pub struct Labels<'p> {
+    spans: &'p [LabelSpan],
+    input: &'p str,
+    scratch: &'p str,
+}
+
+impl<'p> Labels<'p> {
+    pub(crate) fn new(spans: &'p [LabelSpan], input: &'p str, scratch: &'p str) -> Self {
+        Self {
+            spans,
+            input,
+            scratch,
+        }
+    }
+
+    /// No labels.
+    pub fn empty() -> Self {
+        Self {
+            spans: &[],
+            input: "",
+            scratch: "",
+        }
+    }
+
+    /// The number of pairs.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&'p str> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The `(name, value)` pairs in exposition order.
+    pub fn iter(&self) -> LabelsIter<'p> {
+        LabelsIter {
+            inner: *self,
+            index: 0,
+        }
+    }
+
+    fn pair(&self, span: &LabelSpan) -> (&'p str, &'p str) {
+        (
+            span.name.resolve(self.input, self.scratch),
+            span.value.resolve(self.input, self.scratch),
+        )
+    }
+}
+
+impl fmt::Debug for Labels<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<'p> IntoIterator for Labels<'p> {
+    type Item = (&'p str, &'p str);
+    type IntoIter = LabelsIter<'p>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Iterator over [`Labels`].
+#[derive(Debug, Clone)]
+pub struct LabelsIter<'p> {
+    inner: Labels<'p>,
+    index: usize,
+}
+
+impl<'p> Iterator for LabelsIter<'p> {
+    type Item = (&'p str, &'p str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let span = self.inner.spans.get(self.index)?;
+        self.index += 1;
+        Some(self.inner.pair(span))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.inner.spans.len() - self.index;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for LabelsIter<'_> {}
+
+/// Any of the three parsers behind one interface, chosen by [`Format`].
+#[derive(Debug)]
+pub enum Parser<'a> {
+    /// Prometheus text.
+    Text(TextParser<'a>),
+    /// OpenMetrics text.
+    OpenMetrics(OpenMetricsParser<'a>),
+    /// Delimited protobuf.
+    Protobuf(ProtobufParser<'a>),
+}
+
+impl<'a> Parser<'a> {
+    /// A parser for `input` in `format`.
+    pub fn new(format: Format, input: &'a [u8]) -> Self {
+        match format {
+            Format::PrometheusText => Self::Text(TextParser::new(input)),
+            Format::OpenMetrics => Self::OpenMetrics(OpenMetricsParser::new(input)),
+            Format::Protobuf => Self::Protobuf(ProtobufParser::new(input)),
+        }
+    }
+
+    /// The next entry; [`Entry::EndOfFile`] once the input is exhausted.
+    pub fn next_entry(&mut self) -> Result<Entry<'_>, ParseError> {
+        match self {
+            Self::Text(p) => p.next_entry(),
+            Self::OpenMetrics(p) => p.next_entry(),
+            Self::Protobuf(p) => p.next_entry(),
+        }
+    }
+}
