@@ -4,3 +4,18 @@
 //! parsers and writers, and the storage traits (`Appender`, `Querier`) that
 //! the TSDB implements and the scrape loop and PromQL engine use. This crate
 //! does no I/O.
+
+pub mod labels;
+pub mod matcher;
+pub mod metadata;
+pub mod sample;
+pub mod storage;
+
+pub use labels::{Labels, LabelsBuilder, METRIC_NAME};
+pub use matcher::{MatchOp, Matcher};
+pub use metadata::{Metadata, MetricType};
+pub use sample::{Exemplar, STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
+pub use storage::{
+    AppendError, Appendable, Appender, Querier, Queryable, SampleIterator, Series, SeriesRef,
+    SeriesSet, StorageError,
+};
