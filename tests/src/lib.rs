@@ -32,7 +32,10 @@ pub fn ember_binary() -> PathBuf {
     }
     // Test executables live in target/<profile>/deps/; the binary is one up.
     let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile> directory");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile> directory");
     let binary = profile_dir.join("ember");
     assert!(
         binary.is_file(),
@@ -53,7 +56,10 @@ pub struct Options {
 
 impl Options {
     pub fn with_config(config: impl Into<String>) -> Self {
-        Self { config: Some(config.into()), ..Self::default() }
+        Self {
+            config: Some(config.into()),
+            ..Self::default()
+        }
     }
 
     pub fn flag(mut self, flag: impl Into<String>) -> Self {
@@ -90,7 +96,10 @@ impl Ember {
         command
             .current_dir(dir.path())
             .arg("--web.listen-address=127.0.0.1:0")
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg("--log.format=json")
             .args(&options.flags)
             .stdin(Stdio::null())
@@ -117,13 +126,24 @@ impl Ember {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("HTTP client");
-        let mut ember = Self { child, base_url: String::new(), logs, dir, http };
+        let mut ember = Self {
+            child,
+            base_url: String::new(),
+            logs,
+            dir,
+            http,
+        };
         let listening = ember.wait_for_log(START_TIMEOUT, |entry| entry["message"] == "Listening");
         let Some(entry) = listening else {
             let status = ember.child.try_wait().ok().flatten();
-            panic!("ember did not start listening (exit: {status:?}); logs:\n{}", ember.logs_text());
+            panic!(
+                "ember did not start listening (exit: {status:?}); logs:\n{}",
+                ember.logs_text()
+            );
         };
-        let address = entry["address"].as_str().expect("Listening log line has an address");
+        let address = entry["address"]
+            .as_str()
+            .expect("Listening log line has an address");
         ember.base_url = format!("http://{address}");
         ember
     }
@@ -148,15 +168,24 @@ impl Ember {
     }
 
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
-        self.http.get(format!("{}{path}", self.base_url)).send().expect("GET")
+        self.http
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .expect("GET")
     }
 
     pub fn post(&self, path: &str) -> reqwest::blocking::Response {
-        self.http.post(format!("{}{path}", self.base_url)).send().expect("POST")
+        self.http
+            .post(format!("{}{path}", self.base_url))
+            .send()
+            .expect("POST")
     }
 
     pub fn put(&self, path: &str) -> reqwest::blocking::Response {
-        self.http.put(format!("{}{path}", self.base_url)).send().expect("PUT")
+        self.http
+            .put(format!("{}{path}", self.base_url))
+            .send()
+            .expect("PUT")
     }
 
     /// Sends a Unix signal by name (`HUP`, `TERM`, ...).
@@ -193,10 +222,10 @@ impl Ember {
         let mut seen = 0;
         loop {
             for line in &lines[seen..] {
-                if let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) {
-                    if predicate(&entry) {
-                        return Some(entry);
-                    }
+                if let Ok(entry) = serde_json::from_str::<serde_json::Value>(line)
+                    && predicate(&entry)
+                {
+                    return Some(entry);
                 }
             }
             seen = lines.len();
@@ -204,7 +233,12 @@ impl Ember {
             if now >= deadline {
                 return None;
             }
-            lines = self.logs.changed.wait_timeout(lines, deadline - now).expect("log lock").0;
+            lines = self
+                .logs
+                .changed
+                .wait_timeout(lines, deadline - now)
+                .expect("log lock")
+                .0;
         }
     }
 

@@ -40,7 +40,10 @@ const WAIT: Duration = Duration::from_secs(20);
 fn running_config(ember: &Ember) -> String {
     let body: serde_json::Value = ember.get("/api/v1/status/config").json().expect("JSON");
     assert_eq!(body["status"], "success");
-    body["data"]["yaml"].as_str().expect("yaml string").to_owned()
+    body["data"]["yaml"]
+        .as_str()
+        .expect("yaml string")
+        .to_owned()
 }
 
 fn metric_value(ember: &Ember, name: &str) -> Option<f64> {
@@ -62,8 +65,14 @@ fn embedded_default_config_serves_health_readiness_and_metrics() {
 
     let metrics = ember.get("/metrics");
     assert_eq!(metrics.status(), 200);
-    let content_type = metrics.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    let content_type = metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     let text = metrics.text().unwrap();
     for name in [
         "ember_build_info{",
@@ -107,22 +116,37 @@ fn sighup_applies_a_changed_config_and_refuses_a_broken_one() {
     let applied = ember.wait_for_log(WAIT, |e| {
         e["message"] == "Completed loading of configuration file" && e["outcome"] == "Applied"
     });
-    assert!(applied.is_some(), "no reload logged:\n{}", ember.logs_text());
+    assert!(
+        applied.is_some(),
+        "no reload logged:\n{}",
+        ember.logs_text()
+    );
     assert!(running_config(&ember).contains("job_name: beta"));
-    assert_eq!(metric_value(&ember, "ember_config_last_reload_successful"), Some(1.0));
+    assert_eq!(
+        metric_value(&ember, "ember_config_last_reload_successful"),
+        Some(1.0)
+    );
 
     ember.write_config(CONFIG_BROKEN);
     ember.signal("HUP");
     let refused = ember.wait_for_log(WAIT, |e| {
-        e["message"].as_str().is_some_and(|m| m.starts_with("Error reloading config"))
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Error reloading config"))
     });
     let refused = refused.unwrap_or_else(|| panic!("no refusal logged:\n{}", ember.logs_text()));
     let error = refused["error"].as_str().unwrap();
-    assert!(error.contains(":5:") && error.contains("scrape_timeout"), "{error}");
+    assert!(
+        error.contains(":5:") && error.contains("scrape_timeout"),
+        "{error}"
+    );
 
     // The old configuration keeps running, and the failure is visible.
     assert!(running_config(&ember).contains("job_name: beta"));
-    assert_eq!(metric_value(&ember, "ember_config_last_reload_successful"), Some(0.0));
+    assert_eq!(
+        metric_value(&ember, "ember_config_last_reload_successful"),
+        Some(0.0)
+    );
     assert_eq!(ember.get("/-/healthy").status(), 200);
     assert_eq!(ember.get("/-/ready").status(), 200);
 }
@@ -133,7 +157,12 @@ fn http_reload_applies_a_changed_config_and_refuses_a_broken_one() {
 
     ember.write_config(CONFIG_B);
     let response = ember.post("/-/reload");
-    assert_eq!(response.status(), 200, "{}", response.text().unwrap_or_default());
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().unwrap_or_default()
+    );
     assert!(running_config(&ember).contains("job_name: beta"));
 
     ember.write_config(CONFIG_BROKEN);
@@ -141,15 +170,24 @@ fn http_reload_applies_a_changed_config_and_refuses_a_broken_one() {
     assert_eq!(response.status(), 500);
     let body = response.text().unwrap();
     assert!(body.starts_with("failed to reload config: "), "{body}");
-    assert!(body.contains(":5:") && body.contains("scrape_timeout"), "{body}");
+    assert!(
+        body.contains(":5:") && body.contains("scrape_timeout"),
+        "{body}"
+    );
     assert!(running_config(&ember).contains("job_name: beta"));
-    assert_eq!(metric_value(&ember, "ember_config_last_reload_successful"), Some(0.0));
+    assert_eq!(
+        metric_value(&ember, "ember_config_last_reload_successful"),
+        Some(0.0)
+    );
 
     // Fixing the file makes the next reload succeed again.
     ember.write_config(CONFIG_A);
     assert_eq!(ember.post("/-/reload").status(), 200);
     assert!(running_config(&ember).contains("job_name: alpha"));
-    assert_eq!(metric_value(&ember, "ember_config_last_reload_successful"), Some(1.0));
+    assert_eq!(
+        metric_value(&ember, "ember_config_last_reload_successful"),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -158,7 +196,11 @@ fn quit_endpoint_shuts_down_gracefully() {
     let response = ember.post("/-/quit");
     assert_eq!(response.status(), 200);
     let status = ember.wait_exit(WAIT).expect("ember exits after /-/quit");
-    assert!(status.success(), "exit status {status:?}\n{}", ember.logs_text());
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        ember.logs_text()
+    );
     assert!(ember.logs_text().contains("See you next time!"));
 }
 
@@ -168,7 +210,11 @@ fn sigterm_and_sigint_shut_down_gracefully() {
         let mut ember = Ember::start(Options::default());
         ember.signal(signal);
         let status = ember.wait_exit(WAIT).expect("ember exits after the signal");
-        assert!(status.success(), "SIG{signal}: exit status {status:?}\n{}", ember.logs_text());
+        assert!(
+            status.success(),
+            "SIG{signal}: exit status {status:?}\n{}",
+            ember.logs_text()
+        );
     }
 }
 
@@ -185,5 +231,8 @@ fn a_broken_config_at_start_up_stops_with_the_reason() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("broken.yml:5:") && stderr.contains("scrape_timeout"), "{stderr}");
+    assert!(
+        stderr.contains("broken.yml:5:") && stderr.contains("scrape_timeout"),
+        "{stderr}"
+    );
 }

@@ -1,0 +1,180 @@
+//! The command line.
+//!
+//! Flag names follow Prometheus's where Prometheus has the same setting
+//! (`--config.file`, `--storage.tsdb.path`, `--web.listen-address`, ...), so
+//! that unit files, Helm values and habits carry over unchanged.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `ember`: a Prometheus-compatible monitoring server with WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ember",
+    disable_version_flag = true,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Print version, git revision, build date and exit.
+    #[arg(short = 'V', long = "version", global = true)]
+    pub version: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub server: ServerFlags,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check configuration files without starting the server.
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Check that each FILE is a valid configuration; exit 1 if any is not.
+    Config {
+        /// Configuration files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// The flags of the server itself (no subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct ServerFlags {
+    /// Configuration file path. Without it, `./prometheus.yml` is used when it
+    /// exists, and otherwise the embedded default configuration.
+    #[arg(long = "config.file", value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+
+    /// Base path for metrics storage.
+    #[arg(
+        long = "storage.tsdb.path",
+        value_name = "PATH",
+        default_value = "data/"
+    )]
+    pub storage_path: PathBuf,
+
+    /// Address to listen on for the UI, API and telemetry.
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:9090"
+    )]
+    pub listen_address: SocketAddr,
+
+    /// Enable shutdown and reload via HTTP request (`/-/quit`, `/-/reload`).
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
+    /// Enable the administrative HTTP endpoints (TSDB snapshots, deletion).
+    #[arg(long = "web.enable-admin-api")]
+    pub enable_admin_api: bool,
+
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+impl ServerFlags {
+    /// The flags as `/api/v1/status/flags` reports them: Prometheus's names
+    /// without the leading dashes, values as strings.
+    pub fn as_pairs(&self) -> Vec<(&'static str, String)> {
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        vec![
+            ("config.file", path(&self.config_file)),
+            ("storage.tsdb.path", self.storage_path.display().to_string()),
+            ("web.listen-address", self.listen_address.to_string()),
+            ("web.enable-lifecycle", self.enable_lifecycle.to_string()),
+            ("web.enable-admin-api", self.enable_admin_api.to_string()),
+            ("log.level", format!("{:?}", self.log_level).to_lowercase()),
+            (
+                "log.format",
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_flag_names_parse() {
+        let cli = Cli::try_parse_from([
+            "ember",
+            "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path",
+            "/var/lib/ember",
+            "--web.listen-address=127.0.0.1:9999",
+            "--web.enable-lifecycle",
+            "--web.enable-admin-api",
+            "--log.level=debug",
+            "--log.format=json",
+        ])
+        .expect("prometheus-style flags parse");
+        let s = cli.server;
+        assert_eq!(
+            s.config_file.as_deref(),
+            Some("/etc/prometheus/prometheus.yml".as_ref())
+        );
+        assert_eq!(s.storage_path, PathBuf::from("/var/lib/ember"));
+        assert_eq!(s.listen_address, "127.0.0.1:9999".parse().unwrap());
+        assert!(s.enable_lifecycle && s.enable_admin_api);
+        assert_eq!(s.log_level, LogLevel::Debug);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn defaults_match_prometheus() {
+        let s = Cli::try_parse_from(["ember"]).unwrap().server;
+        assert_eq!(s.storage_path, PathBuf::from("data/"));
+        assert_eq!(s.listen_address, "0.0.0.0:9090".parse().unwrap());
+        assert!(!s.enable_lifecycle && !s.enable_admin_api);
+        assert_eq!(s.log_format, LogFormat::Logfmt);
+    }
+
+    #[test]
+    fn check_config_takes_several_files() {
+        let cli = Cli::try_parse_from(["ember", "check", "config", "a.yml", "b.yml"]).unwrap();
+        match cli.command {
+            Some(Command::Check(CheckCommand::Config { files })) => assert_eq!(files.len(), 2),
+            other => panic!("unexpected parse: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_log_format_is_rejected() {
+        assert!(Cli::try_parse_from(["ember", "--log.format=xml"]).is_err());
+    }
+}
