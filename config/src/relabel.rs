@@ -184,6 +184,18 @@ fn rule_error(field: Option<&'static str>, message: impl Into<String>) -> RuleEr
     }
 }
 
+/// A one-line description of why `original` does not compile.
+///
+/// `regex` renders parse errors over several lines, quoting the pattern it compiled,
+/// which here is the anchored wrapper rather than what the user wrote. Compiling the
+/// original alone yields an error about the user's text; its last line names the problem.
+fn regex_error_summary(original: &str, anchored_error: &regex::Error) -> String {
+    let error = Regex::new(original).err().unwrap_or_else(|| anchored_error.clone());
+    let text = error.to_string();
+    let last = text.lines().last().unwrap_or_default().trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_owned()
+}
+
 /// Whether a `replace` target or `labelmap` replacement refers to a capture group.
 fn has_template_variable(text: &str) -> bool {
     text.contains('$')
@@ -230,8 +242,9 @@ impl RelabelConfig {
             }
         }
         let regex_text = raw.regex.as_deref().unwrap_or(DEFAULT_REGEX);
-        let regex = RelabelRegex::new(regex_text)
-            .map_err(|error| rule_error(Some("regex"), format!("invalid regex {regex_text:?}: {error}")))?;
+        let regex = RelabelRegex::new(regex_text).map_err(|error| {
+            rule_error(Some("regex"), format!("invalid regex {regex_text:?}: {}", regex_error_summary(regex_text, &error)))
+        })?;
         let config = Self {
             source_labels,
             separator: raw.separator.clone().unwrap_or_else(|| DEFAULT_SEPARATOR.to_owned()),

@@ -566,7 +566,7 @@ impl<'a> Validator<'a> {
                 Some(plugin) if plugin.kind != PluginKind::Discovery => {
                     return Err(self.error(
                         &name_path,
-                        format!("plugin {:?} is a {} plugin, not a discovery plugin", raw.plugin, plugin.kind),
+                        format!("plugin {:?} has kind {}, but plugin_sd_configs needs a discovery plugin", raw.plugin, plugin.kind),
                     ));
                 }
                 Some(_) => {}
