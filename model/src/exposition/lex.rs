@@ -281,19 +281,16 @@ impl<'a> Cursor<'a> {
             Some(bad) if pos >= bad => ParseErrorKind::InvalidUtf8,
             _ => kind,
         };
-        // `pos` may lie on a later line than `line_start` when a token
-        // spans lines (only quoted strings with raw newlines, which are
-        // errors themselves), so count newlines in between.
+        // `pos` may lie on a later line than `line_start` (a token that ran
+        // over a newline) or an earlier one (a rule checked after its line
+        // was consumed), so count the newlines in between.
         let pos = pos.min(self.input.len());
-        let (line, line_start) = if pos >= self.line_start {
-            let between = &self.bytes[self.line_start..pos];
-            let extra = memchr::memchr_iter(b'\n', between).count();
-            let start = memchr::memrchr(b'\n', between)
-                .map_or(self.line_start, |i| self.line_start + i + 1);
-            (self.line + extra, start)
+        let line = if pos >= self.line_start {
+            self.line + memchr::memchr_iter(b'\n', &self.bytes[self.line_start..pos]).count()
         } else {
-            (self.line, self.line_start)
+            self.line - memchr::memchr_iter(b'\n', &self.bytes[pos..self.line_start]).count()
         };
+        let line_start = memchr::memrchr(b'\n', &self.bytes[..pos]).map_or(0, |i| i + 1);
         let column = self
             .input
             .get(line_start..pos)

@@ -30,8 +30,21 @@ use super::{Entry, Exemplar, Labels, MetricType, Series};
 const EXEMPLAR_MAX_CHARS: usize = 128;
 
 /// Switches for [`OpenMetricsParser`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenMetricsOptions {
+    /// Enforce the family-level rules of OpenMetrics 1.0 (the `Violation`
+    /// errors): metadata placement and repetition, name clashes, metric
+    /// grouping and timestamp order, counter-like values, bucket, quantile,
+    /// stateset and info rules, where exemplars may appear and how long
+    /// they may be. The line grammar and `# EOF` are always enforced.
+    ///
+    /// On by default: this is what the OpenMetrics conformance suite
+    /// demands. Prometheus does not enforce these rules when scraping, and
+    /// real clients break some of them (client_golang exposes `_sum` on
+    /// histograms with negative buckets, for one), so a scrape loop that
+    /// must accept what Prometheus accepts uses
+    /// [`OpenMetricsOptions::prometheus_compatible`].
+    pub strict: bool,
     /// Fill [`Series::created_timestamp_ms`] for counter, summary and
     /// histogram samples from the `_created` sample of the same metric.
     /// This looks ahead once per metric (label set), so it roughly doubles
@@ -212,6 +225,20 @@ fn allowed_suffixes(t: Option<MetricType>) -> &'static [&'static str] {
     }
 }
 
+impl Default for OpenMetricsOptions {
+    fn default() -> Self {
+        Self { strict: true, created_timestamps: false, skip_created_series: false }
+    }
+}
+
+impl OpenMetricsOptions {
+    /// Accept what Prometheus's OpenMetrics parser accepts: the grammar and
+    /// `# EOF` are checked, the family-level rules are not.
+    pub fn prometheus_compatible() -> Self {
+        Self { strict: false, ..Self::default() }
+    }
+}
+
 impl<'a> OpenMetricsParser<'a> {
     /// A parser over `input` with default options.
     pub fn new(input: &'a [u8]) -> Self {
@@ -245,14 +272,14 @@ impl<'a> OpenMetricsParser<'a> {
                     if self.cur.invalid_utf8_at.is_some() {
                         return Err(self.cur.error(ParseErrorKind::InvalidUtf8));
                     }
-                    self.state.finish(&self.cur, self.cur.pos)?;
+                    self.state.finish(&self.cur, self.cur.pos, self.options.strict)?;
                     return Err(self.cur.error(ParseErrorKind::MissingEof));
                 }
                 Some(b'\n') => return Err(self.cur.error(ParseErrorKind::BlankLine)),
                 Some(b'#') => {
                     let at = self.cur.pos;
                     if self.at_eof_marker()? {
-                        self.state.finish(&self.cur, at)?;
+                        self.state.finish(&self.cur, at, self.options.strict)?;
                         self.eof = true;
                         return Ok(Entry::EndOfFile);
                     }
@@ -356,13 +383,13 @@ impl<'a> OpenMetricsParser<'a> {
         // Family bookkeeping: a different name starts a new family.
         let same = self.state.active && self.state.name == name.resolve(input, &self.scratch);
         if !same {
-            self.state.finish(&self.cur, line_start)?;
+            self.state.finish(&self.cur, line_start, self.options.strict)?;
             self.state.start(name.resolve(input, &self.scratch), None);
         }
         let st = &mut self.state;
         let cur = &self.cur;
         let violation = |v| cur.error_at(line_start, ParseErrorKind::Violation(v));
-        if st.has_samples {
+        if self.options.strict && st.has_samples {
             return Err(violation(Violation::MetadataAfterSamples {
                 kind,
                 family: st.name.clone(),
@@ -373,7 +400,7 @@ impl<'a> OpenMetricsParser<'a> {
             "TYPE" => st.metric_type.is_some(),
             _ => st.unit.is_some(),
         };
-        if already {
+        if self.options.strict && already {
             return Err(violation(Violation::RepeatedMetadata {
                 kind,
                 family: st.name.clone(),
@@ -433,7 +460,7 @@ impl<'a> OpenMetricsParser<'a> {
                 .strip_prefix(self.state.name.as_str())
                 .is_some_and(|suffix| allowed_suffixes(self.state.metric_type).contains(&suffix));
         if !allowed {
-            self.state.finish(&self.cur, line.raw.0)?;
+            self.state.finish(&self.cur, line.raw.0, self.options.strict)?;
             self.state.start(name, Some(MetricType::Unknown));
         }
         let scratch = self.scratch.as_str();
@@ -446,12 +473,20 @@ impl<'a> OpenMetricsParser<'a> {
         let value = line.value;
         let cur = &self.cur;
         let fail = |v: Violation| cur.error_at(line.raw.0, ParseErrorKind::Violation(v));
+        let strict = self.options.strict;
+        let is_bucket = suffix == "_bucket";
+        let is_quantile = metric_type == MetricType::Summary && suffix.is_empty();
+        let is_created = suffix == "_created"
+            && matches!(metric_type, MetricType::Counter | MetricType::Summary | MetricType::Histogram);
+        if !strict && !self.options.created_timestamps {
+            return Ok(is_created && self.options.skip_created_series);
+        }
 
+        let mut le = None;
+        if strict {
         if metric_type == MetricType::StateSet && labels.get(&st.name).is_none() {
             return Err(fail(Violation::StateSetMissingLabel(st.name.clone())));
         }
-        let is_bucket = suffix == "_bucket";
-        let mut le = None;
         if is_bucket {
             let text = labels.get("le");
             le = text.and_then(parse_float).filter(|v| !v.is_nan());
@@ -469,7 +504,6 @@ impl<'a> OpenMetricsParser<'a> {
         {
             return Err(fail(Violation::NonIntegerCount(name.to_owned())));
         }
-        let is_quantile = metric_type == MetricType::Summary && suffix.is_empty();
         if is_quantile {
             let q = labels.get("quantile").and_then(parse_float);
             if !q.is_some_and(|q| (0.0..=1.0).contains(&q)) {
@@ -514,6 +548,7 @@ impl<'a> OpenMetricsParser<'a> {
                 return Err(fail(Violation::ExemplarTooLong(length)));
             }
         }
+        }
 
         // Metric (group) contiguity and timestamp order.
         let special = if is_quantile {
@@ -542,26 +577,23 @@ impl<'a> OpenMetricsParser<'a> {
         }
         let ts = line.timestamp_ns;
         let same_group = g.started && g.key == g.previous;
-        if g.started && !same_group && g.seen.contains(&g.key) {
+        if strict && g.started && !same_group && g.seen.contains(&g.key) {
             return Err(fail(Violation::InterleavedMetric(st.name.clone())));
         }
-        if same_group {
+        if strict && same_group {
             if ts.is_some() != g.timestamp.is_some() {
                 return Err(fail(Violation::MixedTimestamps(st.name.clone())));
             }
             if metric_type != MetricType::Info && g.timestamp > ts {
                 return Err(fail(Violation::TimestampsBackwards(st.name.clone())));
             }
-        } else {
+        } else if strict && !same_group {
             g.seen.insert(&g.key);
         }
         g.started = true;
         g.timestamp = ts;
 
-        if matches!(
-            metric_type,
-            MetricType::Histogram | MetricType::GaugeHistogram
-        ) {
+        if strict && matches!(metric_type, MetricType::Histogram | MetricType::GaugeHistogram) {
             let h = &mut st.histogram;
             if !same_group || h.timestamp != ts {
                 let previous = *h;
@@ -610,11 +642,6 @@ impl<'a> OpenMetricsParser<'a> {
             }
         }
 
-        let is_created = suffix == "_created"
-            && matches!(
-                metric_type,
-                MetricType::Counter | MetricType::Summary | MetricType::Histogram
-            );
         if self.options.created_timestamps {
             let wants_ct = matches!(
                 metric_type,
@@ -653,11 +680,14 @@ impl FamilyState {
 
     /// Closes the open family, checking the rules that need all of it;
     /// errors are reported at byte `pos`.
-    fn finish(&mut self, cur: &Cursor<'_>, pos: usize) -> Result<(), ParseError> {
+    fn finish(&mut self, cur: &Cursor<'_>, pos: usize, strict: bool) -> Result<(), ParseError> {
         if !self.active {
             return Ok(());
         }
         self.active = false;
+        if !strict {
+            return Ok(());
+        }
         let violation = |v| cur.error_at(pos, ParseErrorKind::Violation(v));
         let metric_type = self.metric_type.unwrap_or(MetricType::Unknown);
         let mut claimed = String::with_capacity(self.name.len() + 8);
