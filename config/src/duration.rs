@@ -71,13 +71,19 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     // Index into UNITS of the previous term's unit; every later term must use a smaller unit.
     let mut last_unit: Option<usize> = None;
     while !rest.is_empty() {
-        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits_end == 0 {
             return Err(invalid());
         }
-        let value: u64 = rest[..digits_end].parse().map_err(|_| DurationError::OutOfRange)?;
+        let value: u64 = rest[..digits_end]
+            .parse()
+            .map_err(|_| DurationError::OutOfRange)?;
         rest = &rest[digits_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if unit_end == 0 {
             return Err(invalid());
         }
@@ -147,7 +153,10 @@ mod tests {
             + 5 * MILLIS_PER_MINUTE
             + 6 * MILLIS_PER_SECOND
             + 7;
-        assert_eq!(parse_duration("1y2w3d4h5m6s7ms"), Ok(Duration::from_millis(expected)));
+        assert_eq!(
+            parse_duration("1y2w3d4h5m6s7ms"),
+            Ok(Duration::from_millis(expected))
+        );
     }
 
     #[test]
@@ -160,7 +169,9 @@ mod tests {
     #[test]
     fn rejects_malformed_input() {
         assert_eq!(parse_duration(""), Err(DurationError::Empty));
-        for bad in ["1", "s", "1.5h", "-1s", "1h ", " 1h", "1s1m", "1m1m", "10", "1h30"] {
+        for bad in [
+            "1", "s", "1.5h", "-1s", "1h ", " 1h", "1s1m", "1m1m", "10", "1h30",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} must be rejected");
         }
         assert!(matches!(
@@ -173,7 +184,10 @@ mod tests {
     fn rejects_durations_go_cannot_hold() {
         assert_eq!(parse_duration("293y"), Err(DurationError::OutOfRange));
         assert!(parse_duration("292y").is_ok());
-        assert_eq!(parse_duration("99999999999999999999s"), Err(DurationError::OutOfRange));
+        assert_eq!(
+            parse_duration("99999999999999999999s"),
+            Err(DurationError::OutOfRange)
+        );
     }
 
     #[test]

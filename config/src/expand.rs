@@ -43,7 +43,10 @@ pub fn expand_env(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Strin
 
 /// Go's shell special variables: one character each.
 fn is_special(byte: u8) -> bool {
-    matches!(byte, b'*' | b'#' | b'$' | b'@' | b'!' | b'?' | b'-' | b'0'..=b'9')
+    matches!(
+        byte,
+        b'*' | b'#' | b'$' | b'@' | b'!' | b'?' | b'-' | b'0'..=b'9'
+    )
 }
 
 /// The variable name at the start of `text` (just after a `$`) and how many bytes it spans;
@@ -67,7 +70,11 @@ fn shell_name(text: &str) -> (Option<&str>, usize) {
         .iter()
         .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
         .unwrap_or(bytes.len());
-    if end == 0 { (None, 0) } else { (Some(&text[..end]), end) }
+    if end == 0 {
+        (None, 0)
+    } else {
+        (Some(&text[..end]), end)
+    }
 }
 
 #[cfg(test)]

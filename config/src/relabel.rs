@@ -60,7 +60,9 @@ impl RelabelAction {
     /// Parses an action; like Prometheus, the spelling is case-insensitive.
     pub fn from_config(text: &str) -> Option<Self> {
         let lower = text.to_ascii_lowercase();
-        Self::ALL.into_iter().find(|action| action.as_str() == lower)
+        Self::ALL
+            .into_iter()
+            .find(|action| action.as_str() == lower)
     }
 
     /// The canonical (lower-case) spelling.
@@ -190,7 +192,9 @@ fn rule_error(field: Option<&'static str>, message: impl Into<String>) -> RuleEr
 /// which here is the anchored wrapper rather than what the user wrote. Compiling the
 /// original alone yields an error about the user's text; its last line names the problem.
 fn regex_error_summary(original: &str, anchored_error: &regex::Error) -> String {
-    let error = Regex::new(original).err().unwrap_or_else(|| anchored_error.clone());
+    let error = Regex::new(original)
+        .err()
+        .unwrap_or_else(|| anchored_error.clone());
     let text = error.to_string();
     let last = text.lines().last().unwrap_or_default().trim();
     last.strip_prefix("error: ").unwrap_or(last).to_owned()
@@ -220,7 +224,10 @@ fn is_valid_name_with_variables(scheme: ValidationScheme, text: &str) -> bool {
 
 impl RelabelConfig {
     /// Applies defaults and Prometheus's per-action rules to one raw rule.
-    pub(crate) fn from_raw(raw: &RawRelabelConfig, scheme: ValidationScheme) -> Result<Self, RuleError> {
+    pub(crate) fn from_raw(
+        raw: &RawRelabelConfig,
+        scheme: ValidationScheme,
+    ) -> Result<Self, RuleError> {
         let action = match raw.action.as_deref() {
             None => RelabelAction::Replace,
             Some("") => return Err(rule_error(Some("action"), "relabel action cannot be empty")),
@@ -228,7 +235,10 @@ impl RelabelConfig {
                 let known: Vec<&str> = RelabelAction::ALL.iter().map(|a| a.as_str()).collect();
                 rule_error(
                     Some("action"),
-                    format!("unknown relabel action {text:?}, expected one of {}", known.join(", ")),
+                    format!(
+                        "unknown relabel action {text:?}, expected one of {}",
+                        known.join(", ")
+                    ),
                 )
             })?,
         };
@@ -243,15 +253,27 @@ impl RelabelConfig {
         }
         let regex_text = raw.regex.as_deref().unwrap_or(DEFAULT_REGEX);
         let regex = RelabelRegex::new(regex_text).map_err(|error| {
-            rule_error(Some("regex"), format!("invalid regex {regex_text:?}: {}", regex_error_summary(regex_text, &error)))
+            rule_error(
+                Some("regex"),
+                format!(
+                    "invalid regex {regex_text:?}: {}",
+                    regex_error_summary(regex_text, &error)
+                ),
+            )
         })?;
         let config = Self {
             source_labels,
-            separator: raw.separator.clone().unwrap_or_else(|| DEFAULT_SEPARATOR.to_owned()),
+            separator: raw
+                .separator
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SEPARATOR.to_owned()),
             target_label: raw.target_label.clone().unwrap_or_default(),
             regex,
             modulus: raw.modulus.unwrap_or(0),
-            replacement: raw.replacement.clone().unwrap_or_else(|| DEFAULT_REPLACEMENT.to_owned()),
+            replacement: raw
+                .replacement
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REPLACEMENT.to_owned()),
             action,
         };
         config.check(raw, scheme)?;
@@ -269,7 +291,10 @@ impl RelabelConfig {
                 "relabel configuration for hashmod requires non-zero modulus",
             ));
         }
-        let writes_target = matches!(action, Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual);
+        let writes_target = matches!(
+            action,
+            Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual
+        );
         if writes_target && target.is_empty() {
             return Err(rule_error(
                 Some("target_label"),
@@ -292,13 +317,16 @@ impl RelabelConfig {
                 return Err(invalid_target());
             }
         }
-        if matches!(action, Lowercase | Uppercase | KeepEqual | DropEqual | HashMod)
-            && !scheme.is_valid_label_name(target)
+        if matches!(
+            action,
+            Lowercase | Uppercase | KeepEqual | DropEqual | HashMod
+        ) && !scheme.is_valid_label_name(target)
         {
             return Err(invalid_target());
         }
         if matches!(action, Lowercase | Uppercase | KeepEqual | DropEqual)
-            && self.replacement != DEFAULT_REPLACEMENT {
+            && self.replacement != DEFAULT_REPLACEMENT
+        {
             return Err(rule_error(
                 Some("replacement"),
                 format!("'replacement' can not be set for {action} action"),
@@ -307,7 +335,10 @@ impl RelabelConfig {
         if action == LabelMap && !is_valid_name_with_variables(scheme, &self.replacement) {
             return Err(rule_error(
                 Some("replacement"),
-                format!("{:?} is invalid 'replacement' for {action} action", self.replacement),
+                format!(
+                    "{:?} is invalid 'replacement' for {action} action",
+                    self.replacement
+                ),
             ));
         }
         if matches!(action, KeepEqual | DropEqual) {
@@ -322,7 +353,9 @@ impl RelabelConfig {
             if let Some((field, _)) = offending {
                 return Err(rule_error(
                     Some(field),
-                    format!("{action} action requires only 'source_labels' and `target_label`, and no other fields"),
+                    format!(
+                        "{action} action requires only 'source_labels' and `target_label`, and no other fields"
+                    ),
                 ));
             }
         }
@@ -356,7 +389,9 @@ mod tests {
         for (key, value) in yaml_like {
             let value = (*value).to_owned();
             match *key {
-                "source_labels" => raw.source_labels = Some(value.split(',').map(str::to_owned).collect()),
+                "source_labels" => {
+                    raw.source_labels = Some(value.split(',').map(str::to_owned).collect())
+                }
                 "separator" => raw.separator = Some(value),
                 "target_label" => raw.target_label = Some(value),
                 "regex" => raw.regex = Some(value),
@@ -368,6 +403,9 @@ mod tests {
         }
         raw
     }
+
+    /// A rule written as `(key, value)` pairs.
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
 
     fn check(pairs: &[(&str, &str)]) -> Result<RelabelConfig, RuleError> {
         RelabelConfig::from_raw(&rule(pairs), ValidationScheme::Utf8)
@@ -398,26 +436,72 @@ mod tests {
 
     #[test]
     fn actions_are_case_insensitive() {
-        assert_eq!(RelabelAction::from_config("LabelMap"), Some(RelabelAction::LabelMap));
-        assert_eq!(RelabelAction::from_config("HASHMOD"), Some(RelabelAction::HashMod));
+        assert_eq!(
+            RelabelAction::from_config("LabelMap"),
+            Some(RelabelAction::LabelMap)
+        );
+        assert_eq!(
+            RelabelAction::from_config("HASHMOD"),
+            Some(RelabelAction::HashMod)
+        );
         assert_eq!(RelabelAction::from_config("nope"), None);
     }
 
     #[test]
     fn enforces_per_action_rules() {
-        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
-            (&[("action", "hashmod"), ("target_label", "x")], Some("modulus")),
-            (&[("action", "hashmod"), ("target_label", "x"), ("modulus", "8")], None),
+        let cases: &[(Pairs<'_>, Option<&str>)] = &[
+            (
+                &[("action", "hashmod"), ("target_label", "x")],
+                Some("modulus"),
+            ),
+            (
+                &[
+                    ("action", "hashmod"),
+                    ("target_label", "x"),
+                    ("modulus", "8"),
+                ],
+                None,
+            ),
             (&[("action", "replace")], Some("target_label")),
-            (&[("action", "lowercase"), ("target_label", "x"), ("replacement", "y")], Some("replacement")),
+            (
+                &[
+                    ("action", "lowercase"),
+                    ("target_label", "x"),
+                    ("replacement", "y"),
+                ],
+                Some("replacement"),
+            ),
             (&[("action", "keepequal"), ("target_label", "x")], None),
             (&[("action", "keepequal")], Some("target_label")),
-            (&[("action", "dropequal"), ("target_label", "x"), ("regex", "a")], Some("regex")),
-            (&[("action", "keepequal"), ("target_label", "x"), ("separator", ";")], None),
+            (
+                &[
+                    ("action", "dropequal"),
+                    ("target_label", "x"),
+                    ("regex", "a"),
+                ],
+                Some("regex"),
+            ),
+            (
+                &[
+                    ("action", "keepequal"),
+                    ("target_label", "x"),
+                    ("separator", ";"),
+                ],
+                None,
+            ),
             (&[("action", "labeldrop"), ("regex", "tmp_.*")], None),
-            (&[("action", "labeldrop"), ("source_labels", "a")], Some("source_labels")),
-            (&[("action", "labelkeep"), ("target_label", "a")], Some("target_label")),
-            (&[("action", "labelkeep"), ("replacement", "z")], Some("replacement")),
+            (
+                &[("action", "labeldrop"), ("source_labels", "a")],
+                Some("source_labels"),
+            ),
+            (
+                &[("action", "labelkeep"), ("target_label", "a")],
+                Some("target_label"),
+            ),
+            (
+                &[("action", "labelkeep"), ("replacement", "z")],
+                Some("replacement"),
+            ),
             (&[("action", "labelmap"), ("regex", "__meta_(.+)")], None),
             (&[("action", "keep"), ("source_labels", "a")], None),
             (&[("action", "explode")], Some("action")),
@@ -426,7 +510,11 @@ mod tests {
         ];
         for (pairs, expected_field) in cases {
             let result = check(pairs);
-            assert_eq!(result.as_ref().err().and_then(|e| e.field), *expected_field, "{pairs:?}: {result:?}");
+            assert_eq!(
+                result.as_ref().err().and_then(|e| e.field),
+                *expected_field,
+                "{pairs:?}: {result:?}"
+            );
             if expected_field.is_some() {
                 assert!(result.is_err(), "{pairs:?}");
             }
@@ -435,13 +523,22 @@ mod tests {
 
     #[test]
     fn target_labels_follow_the_validation_scheme() {
-        let legacy = |pairs: &[(&str, &str)]| RelabelConfig::from_raw(&rule(pairs), ValidationScheme::Legacy);
+        let legacy = |pairs: &[(&str, &str)]| {
+            RelabelConfig::from_raw(&rule(pairs), ValidationScheme::Legacy)
+        };
         assert!(check(&[("target_label", "app.io/name")]).is_ok());
         assert!(legacy(&[("target_label", "app.io/name")]).is_err());
         assert!(legacy(&[("target_label", "${1}_x")]).is_ok());
         assert!(legacy(&[("target_label", "$1")]).is_ok());
         assert!(legacy(&[("target_label", "$1-x")]).is_err());
         assert!(legacy(&[("action", "labelmap"), ("replacement", "a-$1")]).is_err());
-        assert!(legacy(&[("action", "hashmod"), ("target_label", "$1"), ("modulus", "2")]).is_err());
+        assert!(
+            legacy(&[
+                ("action", "hashmod"),
+                ("target_label", "$1"),
+                ("modulus", "2")
+            ])
+            .is_err()
+        );
     }
 }

@@ -31,7 +31,10 @@ pub enum SizeError {
 const PREFIXES: [&str; 7] = ["", "K", "M", "G", "T", "P", "E"];
 
 fn unit_factor(unit: &str) -> Option<f64> {
-    let prefix = unit.strip_suffix("iB").filter(|p| !p.is_empty()).or_else(|| unit.strip_suffix('B'))?;
+    let prefix = unit
+        .strip_suffix("iB")
+        .filter(|p| !p.is_empty())
+        .or_else(|| unit.strip_suffix('B'))?;
     let exponent = PREFIXES.iter().position(|p| *p == prefix)?;
     Some(1024f64.powi(i32::try_from(exponent).ok()?))
 }
@@ -65,8 +68,8 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
             return Err(invalid());
         }
-        let value: f64 = if number.ends_with('.') {
-            number[..number.len() - 1].parse()
+        let value: f64 = if let Some(whole) = number.strip_suffix('.') {
+            whole.parse()
         } else if number.starts_with('.') {
             format!("0{number}").parse()
         } else {
@@ -154,10 +157,21 @@ mod tests {
 
     #[test]
     fn requires_a_known_unit() {
-        assert!(matches!(parse_size("512"), Err(SizeError::UnknownUnit { unit, .. }) if unit.is_empty()));
-        assert!(matches!(parse_size("5mb"), Err(SizeError::UnknownUnit { .. })));
-        assert!(matches!(parse_size("5ZB"), Err(SizeError::UnknownUnit { .. })));
-        assert!(matches!(parse_size("5iB"), Err(SizeError::UnknownUnit { .. })));
+        assert!(
+            matches!(parse_size("512"), Err(SizeError::UnknownUnit { unit, .. }) if unit.is_empty())
+        );
+        assert!(matches!(
+            parse_size("5mb"),
+            Err(SizeError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_size("5ZB"),
+            Err(SizeError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_size("5iB"),
+            Err(SizeError::UnknownUnit { .. })
+        ));
         for bad in ["", "MB", "1..5MB", " 1MB", "."] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
@@ -165,8 +179,14 @@ mod tests {
 
     #[test]
     fn rejects_negative_and_huge_sizes() {
-        assert_eq!(parse_size("-1MB"), Err(SizeError::Negative("-1MB".to_owned())));
-        assert_eq!(parse_size("8EB"), Err(SizeError::OutOfRange("8EB".to_owned())));
+        assert_eq!(
+            parse_size("-1MB"),
+            Err(SizeError::Negative("-1MB".to_owned()))
+        );
+        assert_eq!(
+            parse_size("8EB"),
+            Err(SizeError::OutOfRange("8EB".to_owned()))
+        );
         assert!(parse_size("7EB").is_ok());
     }
 

@@ -26,7 +26,9 @@ pub struct Position {
 /// that the path stays unambiguous.
 pub(crate) fn child_key(parent: &str, key: &str) -> String {
     let plain = !key.is_empty()
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     match (parent.is_empty(), plain) {
         (true, true) => key.to_owned(),
         (false, true) => format!("{parent}.{key}"),
@@ -66,7 +68,9 @@ enum Frame {
         next_index: usize,
     },
     /// A collection used as a mapping key: not addressable by a path, so skipped whole.
-    ComplexKey { depth: usize },
+    ComplexKey {
+        depth: usize,
+    },
 }
 
 impl SourceMap {
@@ -100,7 +104,13 @@ impl SourceMap {
 
     /// Records one node. `scalar` is the text of a scalar node; `opens` is `Some(true)` for
     /// a mapping start and `Some(false)` for a sequence start.
-    fn node(&mut self, stack: &mut Vec<Frame>, span: Span, scalar: Option<&str>, opens: Option<bool>) {
+    fn node(
+        &mut self,
+        stack: &mut Vec<Frame>,
+        span: Span,
+        scalar: Option<&str>,
+        opens: Option<bool>,
+    ) {
         let position = Position {
             line: span.start.line() as u64,
             column: span.start.col() as u64 + 1,
@@ -141,8 +151,14 @@ impl SourceMap {
         };
         self.record_value(path.clone(), position);
         match opens {
-            Some(true) => stack.push(Frame::Mapping { path, pending_key: None }),
-            Some(false) => stack.push(Frame::Sequence { path, next_index: 0 }),
+            Some(true) => stack.push(Frame::Mapping {
+                path,
+                pending_key: None,
+            }),
+            Some(false) => stack.push(Frame::Sequence {
+                path,
+                next_index: 0,
+            }),
             None => {}
         }
     }
@@ -165,7 +181,9 @@ impl SourceMap {
     }
 
     fn record_value(&mut self, path: String, position: Position) {
-        self.value_at.entry(position).or_insert_with(|| path.clone());
+        self.value_at
+            .entry(position)
+            .or_insert_with(|| path.clone());
         self.ordered.push((position, path.clone()));
         self.values.entry(path).or_insert(position);
     }
@@ -231,7 +249,11 @@ fn parent_path(path: &str) -> Option<&str> {
             let mut i = path.len() - 2;
             loop {
                 let quote = path[..i].rfind('"')?;
-                let backslashes = bytes[..quote].iter().rev().take_while(|b| **b == b'\\').count();
+                let backslashes = bytes[..quote]
+                    .iter()
+                    .rev()
+                    .take_while(|b| **b == b'\\')
+                    .count();
                 if backslashes % 2 == 0 {
                     break quote.checked_sub(1)?;
                 }
@@ -270,10 +292,19 @@ scrape_configs:
     fn records_keys_and_values_by_path() {
         let map = SourceMap::build(TEXT);
         assert_eq!(map.position_of("global.scrape_interval"), pos(2, 3));
-        assert_eq!(map.value_position("global.scrape_interval"), Some(pos(2, 20)));
-        assert_eq!(map.position_of(r#"global.external_labels["app.io/name"]"#), pos(4, 5));
+        assert_eq!(
+            map.value_position("global.scrape_interval"),
+            Some(pos(2, 20))
+        );
+        assert_eq!(
+            map.position_of(r#"global.external_labels["app.io/name"]"#),
+            pos(4, 5)
+        );
         assert_eq!(map.position_of("scrape_configs[1]"), pos(9, 5));
-        assert_eq!(map.position_of("scrape_configs[1].scrape_timeout"), pos(10, 5));
+        assert_eq!(
+            map.position_of("scrape_configs[1].scrape_timeout"),
+            pos(10, 5)
+        );
         assert_eq!(
             map.value_position("scrape_configs[0].static_configs[0].targets[1]"),
             Some(pos(8, 24))
@@ -283,8 +314,14 @@ scrape_configs:
     #[test]
     fn absent_fields_fall_back_to_their_nearest_ancestor() {
         let map = SourceMap::build(TEXT);
-        assert_eq!(map.position_of("scrape_configs[1].scrape_interval"), pos(9, 5));
-        assert_eq!(map.position_of(r#"global.external_labels["a\"b"].x"#), pos(3, 3));
+        assert_eq!(
+            map.position_of("scrape_configs[1].scrape_interval"),
+            pos(9, 5)
+        );
+        assert_eq!(
+            map.position_of(r#"global.external_labels["a\"b"].x"#),
+            pos(3, 3)
+        );
         assert_eq!(map.position_of("alerting.alertmanagers[0]"), pos(1, 1));
     }
 
@@ -293,7 +330,10 @@ scrape_configs:
         let map = SourceMap::build(TEXT);
         assert_eq!(map.path_at(pos(9, 5), false), "scrape_configs[1].job_name");
         assert_eq!(map.path_at(pos(9, 5), true), "scrape_configs[1]");
-        assert_eq!(map.path_at(pos(10, 21), false), "scrape_configs[1].scrape_timeout");
+        assert_eq!(
+            map.path_at(pos(10, 21), false),
+            "scrape_configs[1].scrape_timeout"
+        );
     }
 
     #[test]

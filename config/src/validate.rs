@@ -80,7 +80,11 @@ pub(crate) struct Validator<'a> {
 }
 
 impl<'a> Validator<'a> {
-    pub(crate) fn new(file: &'a Path, map: &'a SourceMap, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn new(
+        file: &'a Path,
+        map: &'a SourceMap,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Self {
         let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         Self {
             file,
@@ -94,7 +98,10 @@ impl<'a> Validator<'a> {
     pub(crate) fn config(mut self, raw: RawConfig, text: &str) -> Result<Config> {
         let global = self.global(raw.global.unwrap_or_default())?;
         let runtime = RuntimeConfig {
-            gogc: raw.runtime.and_then(|runtime| runtime.gogc).unwrap_or(DEFAULT_GOGC),
+            gogc: raw
+                .runtime
+                .and_then(|runtime| runtime.gogc)
+                .unwrap_or(DEFAULT_GOGC),
         };
         let rule_files = self.file_list(raw.rule_files);
         let scrape_config_files = self.file_list(raw.scrape_config_files);
@@ -114,7 +121,10 @@ impl<'a> Validator<'a> {
             if let Some(first) = job_paths.get(&scrape.job_name) {
                 return Err(self.error(
                     &child_key(&path, "job_name"),
-                    format!("found multiple scrape configs with job name {:?} (first at {first})", scrape.job_name),
+                    format!(
+                        "found multiple scrape configs with job name {:?} (first at {first})",
+                        scrape.job_name
+                    ),
                 ));
             }
             job_paths.insert(scrape.job_name.clone(), path);
@@ -126,7 +136,10 @@ impl<'a> Validator<'a> {
         let remote_read = self.remote_reads(raw.remote_read.unwrap_or_default(), &global)?;
         let otlp = self.otlp(raw.otlp.unwrap_or_default(), &global)?;
         let storage = self.storage(raw.storage.unwrap_or_default())?;
-        let tracing = raw.tracing.map(|tracing| self.tracing(tracing)).transpose()?;
+        let tracing = raw
+            .tracing
+            .map(|tracing| self.tracing(tracing))
+            .transpose()?;
 
         Ok(Config {
             global,
@@ -152,7 +165,12 @@ impl<'a> Validator<'a> {
     // ----- reporting -------------------------------------------------------------------
 
     fn error(&self, path: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid(Box::new(Located::new(self.file, self.map.position_of(path), path, message)))
+        ConfigError::Invalid(Box::new(Located::new(
+            self.file,
+            self.map.position_of(path),
+            path,
+            message,
+        )))
     }
 
     fn warn(&mut self, path: &str, message: impl Into<String>) {
@@ -169,7 +187,10 @@ impl<'a> Validator<'a> {
 
     /// A duration where `0` or absence means `default`, as for Prometheus's intervals.
     fn interval(&self, path: &str, text: Option<&str>, default: Duration) -> Result<Duration> {
-        Ok(self.duration(path, text)?.filter(|d| !d.is_zero()).unwrap_or(default))
+        Ok(self
+            .duration(path, text)?
+            .filter(|d| !d.is_zero())
+            .unwrap_or(default))
     }
 
     fn size(&self, path: &str, text: Option<&str>) -> Result<Option<u64>> {
@@ -189,13 +210,24 @@ impl<'a> Validator<'a> {
     }
 
     fn file_list(&self, names: Option<Vec<String>>) -> Vec<PathBuf> {
-        names.unwrap_or_default().iter().map(|name| self.file_path(name)).collect()
+        names
+            .unwrap_or_default()
+            .iter()
+            .map(|name| self.file_path(name))
+            .collect()
     }
 
     fn http_url(&self, path: &str, text: &str) -> Result<Url> {
-        let url = Url::parse(text).map_err(|error| self.error(path, format!("invalid URL {text:?}: {error}")))?;
+        let url = Url::parse(text)
+            .map_err(|error| self.error(path, format!("invalid URL {text:?}: {error}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(self.error(path, format!("URL scheme must be 'http' or 'https', got {:?}", url.scheme())));
+            return Err(self.error(
+                path,
+                format!(
+                    "URL scheme must be 'http' or 'https', got {:?}",
+                    url.scheme()
+                ),
+            ));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(self.error(path, format!("host is missing in URL {text:?}")));
@@ -207,7 +239,10 @@ impl<'a> Validator<'a> {
         match text {
             None | Some("http") => Ok(Scheme::Http),
             Some("https") => Ok(Scheme::Https),
-            Some(other) => Err(self.error(path, format!("unknown scheme {other:?}, expected http or https"))),
+            Some(other) => Err(self.error(
+                path,
+                format!("unknown scheme {other:?}, expected http or https"),
+            )),
         }
     }
 
@@ -238,7 +273,9 @@ impl<'a> Validator<'a> {
         for (index, raw) in raws.into_iter().flatten().enumerate() {
             let item = child_index(path, index);
             let config = RelabelConfig::from_raw(raw, scheme).map_err(|error| {
-                let field = error.field.map_or_else(|| item.clone(), |field| child_key(&item, field));
+                let field = error
+                    .field
+                    .map_or_else(|| item.clone(), |field| child_key(&item, field));
                 self.error(&field, error.message)
             })?;
             configs.push(config);
@@ -252,7 +289,10 @@ impl<'a> Validator<'a> {
             let item = child_index(path, index);
             let protocol = self.scrape_protocol(&item, text)?;
             if protocols.contains(&protocol) {
-                return Err(self.error(&item, format!("duplicated protocol {text:?} in scrape_protocols")));
+                return Err(self.error(
+                    &item,
+                    format!("duplicated protocol {text:?} in scrape_protocols"),
+                ));
             }
             protocols.push(protocol);
         }
@@ -262,11 +302,21 @@ impl<'a> Validator<'a> {
     fn scrape_protocol(&self, path: &str, text: &str) -> Result<ScrapeProtocol> {
         ScrapeProtocol::from_config(text).ok_or_else(|| {
             let known: Vec<&str> = ScrapeProtocol::ALL.iter().map(|p| p.as_str()).collect();
-            self.error(path, format!("unknown scrape protocol {text:?}, supported: {}", known.join(", ")))
+            self.error(
+                path,
+                format!(
+                    "unknown scrape protocol {text:?}, supported: {}",
+                    known.join(", ")
+                ),
+            )
         })
     }
 
-    fn validation_scheme(&self, path: &str, text: Option<&str>) -> Result<Option<ValidationScheme>> {
+    fn validation_scheme(
+        &self,
+        path: &str,
+        text: Option<&str>,
+    ) -> Result<Option<ValidationScheme>> {
         match text {
             None | Some("") => Ok(None),
             Some(text) => ValidationScheme::from_config(text).map(Some).ok_or_else(|| {
@@ -296,13 +346,20 @@ impl<'a> Validator<'a> {
 
     fn global(&self, raw: RawGlobalConfig) -> Result<GlobalConfig> {
         let field = |name: &str| child_key("global", name);
-        let scrape_interval = self.interval(&field("scrape_interval"), raw.scrape_interval.as_deref(), DEFAULT_SCRAPE_INTERVAL)?;
+        let scrape_interval = self.interval(
+            &field("scrape_interval"),
+            raw.scrape_interval.as_deref(),
+            DEFAULT_SCRAPE_INTERVAL,
+        )?;
         let explicit_timeout = self
             .duration(&field("scrape_timeout"), raw.scrape_timeout.as_deref())?
             .filter(|d| !d.is_zero());
         let scrape_timeout = match explicit_timeout {
             Some(timeout) if timeout > scrape_interval => {
-                return Err(self.error(&field("scrape_timeout"), timeout_message(timeout, scrape_interval)));
+                return Err(self.error(
+                    &field("scrape_timeout"),
+                    timeout_message(timeout, scrape_interval),
+                ));
             }
             Some(timeout) => timeout,
             None => DEFAULT_SCRAPE_TIMEOUT.min(scrape_interval),
@@ -318,13 +375,22 @@ impl<'a> Validator<'a> {
             DEFAULT_EVALUATION_INTERVAL,
         )?;
         let rule_query_offset = self
-            .duration(&field("rule_query_offset"), raw.rule_query_offset.as_deref())?
+            .duration(
+                &field("rule_query_offset"),
+                raw.rule_query_offset.as_deref(),
+            )?
             .unwrap_or_default();
 
         let validation = self
-            .validation_scheme(&field("metric_name_validation_scheme"), raw.metric_name_validation_scheme.as_deref())?
+            .validation_scheme(
+                &field("metric_name_validation_scheme"),
+                raw.metric_name_validation_scheme.as_deref(),
+            )?
             .unwrap_or_default();
-        let escaping = self.escaping_scheme(&field("metric_name_escaping_scheme"), raw.metric_name_escaping_scheme.as_deref())?;
+        let escaping = self.escaping_scheme(
+            &field("metric_name_escaping_scheme"),
+            raw.metric_name_escaping_scheme.as_deref(),
+        )?;
         if validation == ValidationScheme::Legacy && escaping == Some(EscapingScheme::AllowUtf8) {
             return Err(self.error(
                 &field("metric_name_escaping_scheme"),
@@ -343,7 +409,9 @@ impl<'a> Validator<'a> {
             .collect();
 
         let limits = ScrapeLimits {
-            body_size_limit: self.size(&field("body_size_limit"), raw.body_size_limit.as_deref())?.unwrap_or(0),
+            body_size_limit: self
+                .size(&field("body_size_limit"), raw.body_size_limit.as_deref())?
+                .unwrap_or(0),
             sample_limit: raw.sample_limit.unwrap_or(0),
             label_limit: raw.label_limit.unwrap_or(0),
             label_name_length_limit: raw.label_name_length_limit.unwrap_or(0),
@@ -359,13 +427,21 @@ impl<'a> Validator<'a> {
             evaluation_interval,
             rule_query_offset,
             external_labels,
-            query_log_file: raw.query_log_file.as_deref().map(|name| self.file_path(name)),
-            scrape_failure_log_file: raw.scrape_failure_log_file.as_deref().map(|name| self.file_path(name)),
+            query_log_file: raw
+                .query_log_file
+                .as_deref()
+                .map(|name| self.file_path(name)),
+            scrape_failure_log_file: raw
+                .scrape_failure_log_file
+                .as_deref()
+                .map(|name| self.file_path(name)),
             limits,
             metric_name_validation_scheme: validation,
             metric_name_escaping_scheme: escaping,
             scrape_native_histograms: raw.scrape_native_histograms.unwrap_or(false),
-            convert_classic_histograms_to_nhcb: raw.convert_classic_histograms_to_nhcb.unwrap_or(false),
+            convert_classic_histograms_to_nhcb: raw
+                .convert_classic_histograms_to_nhcb
+                .unwrap_or(false),
             always_scrape_classic_histograms: raw.always_scrape_classic_histograms.unwrap_or(false),
             extra_scrape_metrics: raw.extra_scrape_metrics.unwrap_or(false),
         })
@@ -384,21 +460,32 @@ impl<'a> Validator<'a> {
         if raw.job_name.is_empty() {
             return Err(self.error(&field("job_name"), "job_name is empty"));
         }
-        let scrape_interval = self.interval(&field("scrape_interval"), raw.scrape_interval.as_deref(), global.scrape_interval)?;
+        let scrape_interval = self.interval(
+            &field("scrape_interval"),
+            raw.scrape_interval.as_deref(),
+            global.scrape_interval,
+        )?;
         let explicit_timeout = self
             .duration(&field("scrape_timeout"), raw.scrape_timeout.as_deref())?
             .filter(|d| !d.is_zero());
         let scrape_timeout = match explicit_timeout {
             Some(timeout) if timeout > scrape_interval => {
-                return Err(self.error(&field("scrape_timeout"), timeout_message(timeout, scrape_interval)));
+                return Err(self.error(
+                    &field("scrape_timeout"),
+                    timeout_message(timeout, scrape_interval),
+                ));
             }
             Some(timeout) => timeout,
             None => global.scrape_timeout.min(scrape_interval),
         };
 
-        let scrape_native_histograms = raw.scrape_native_histograms.unwrap_or(global.scrape_native_histograms);
+        let scrape_native_histograms = raw
+            .scrape_native_histograms
+            .unwrap_or(global.scrape_native_histograms);
         let scrape_protocols = match raw.scrape_protocols.as_deref() {
-            Some(texts) if !texts.is_empty() => self.scrape_protocols(&field("scrape_protocols"), texts)?,
+            Some(texts) if !texts.is_empty() => {
+                self.scrape_protocols(&field("scrape_protocols"), texts)?
+            }
             _ => match &global.scrape_protocols {
                 Some(protocols) if !protocols.is_empty() => protocols.clone(),
                 _ if scrape_native_histograms => ScrapeProtocol::DEFAULT_NATIVE_HISTOGRAMS.to_vec(),
@@ -413,10 +500,16 @@ impl<'a> Validator<'a> {
             .transpose()?;
 
         let validation = self
-            .validation_scheme(&field("metric_name_validation_scheme"), raw.metric_name_validation_scheme.as_deref())?
+            .validation_scheme(
+                &field("metric_name_validation_scheme"),
+                raw.metric_name_validation_scheme.as_deref(),
+            )?
             .unwrap_or(global.metric_name_validation_scheme);
         let escaping = self
-            .escaping_scheme(&field("metric_name_escaping_scheme"), raw.metric_name_escaping_scheme.as_deref())?
+            .escaping_scheme(
+                &field("metric_name_escaping_scheme"),
+                raw.metric_name_escaping_scheme.as_deref(),
+            )?
             .or(global.metric_name_escaping_scheme)
             .unwrap_or_else(|| validation.default_escaping());
         if escaping == EscapingScheme::AllowUtf8 && validation != ValidationScheme::Utf8 {
@@ -431,9 +524,15 @@ impl<'a> Validator<'a> {
             ));
         }
 
-        let metrics_path = raw.metrics_path.clone().unwrap_or_else(|| "/metrics".to_owned());
+        let metrics_path = raw
+            .metrics_path
+            .clone()
+            .unwrap_or_else(|| "/metrics".to_owned());
         if !metrics_path.starts_with('/') {
-            return Err(self.error(&field("metrics_path"), format!("metrics_path {metrics_path:?} must start with '/'")));
+            return Err(self.error(
+                &field("metrics_path"),
+                format!("metrics_path {metrics_path:?} must start with '/'"),
+            ));
         }
 
         let limit = |own: Option<u64>, global: u64| own.filter(|v| *v != 0).unwrap_or(global);
@@ -444,13 +543,25 @@ impl<'a> Validator<'a> {
             ),
             sample_limit: limit(raw.sample_limit, global.limits.sample_limit),
             label_limit: limit(raw.label_limit, global.limits.label_limit),
-            label_name_length_limit: limit(raw.label_name_length_limit, global.limits.label_name_length_limit),
-            label_value_length_limit: limit(raw.label_value_length_limit, global.limits.label_value_length_limit),
+            label_name_length_limit: limit(
+                raw.label_name_length_limit,
+                global.limits.label_name_length_limit,
+            ),
+            label_value_length_limit: limit(
+                raw.label_value_length_limit,
+                global.limits.label_value_length_limit,
+            ),
             target_limit: limit(raw.target_limit, global.limits.target_limit),
-            keep_dropped_targets: limit(raw.keep_dropped_targets, global.limits.keep_dropped_targets),
+            keep_dropped_targets: limit(
+                raw.keep_dropped_targets,
+                global.limits.keep_dropped_targets,
+            ),
         };
-        let native_histogram_min_bucket_factor = raw.native_histogram_min_bucket_factor.unwrap_or(0.0);
-        if !(native_histogram_min_bucket_factor >= 0.0 && native_histogram_min_bucket_factor.is_finite()) {
+        let native_histogram_min_bucket_factor =
+            raw.native_histogram_min_bucket_factor.unwrap_or(0.0);
+        if !(native_histogram_min_bucket_factor >= 0.0
+            && native_histogram_min_bucket_factor.is_finite())
+        {
             return Err(self.error(
                 &field("native_histogram_min_bucket_factor"),
                 format!("native_histogram_min_bucket_factor must be a non-negative number, got {native_histogram_min_bucket_factor}"),
@@ -471,9 +582,16 @@ impl<'a> Validator<'a> {
             plugins,
             "this job",
         )?;
-        let relabel_configs = self.relabel_configs(&field("relabel_configs"), raw.relabel_configs.as_ref(), validation)?;
-        let metric_relabel_configs =
-            self.relabel_configs(&field("metric_relabel_configs"), raw.metric_relabel_configs.as_ref(), validation)?;
+        let relabel_configs = self.relabel_configs(
+            &field("relabel_configs"),
+            raw.relabel_configs.as_ref(),
+            validation,
+        )?;
+        let metric_relabel_configs = self.relabel_configs(
+            &field("metric_relabel_configs"),
+            raw.metric_relabel_configs.as_ref(),
+            validation,
+        )?;
 
         Ok(ScrapeConfig {
             job_name: raw.job_name.clone(),
@@ -509,7 +627,9 @@ impl<'a> Validator<'a> {
             always_scrape_classic_histograms: raw
                 .always_scrape_classic_histograms
                 .unwrap_or(global.always_scrape_classic_histograms),
-            extra_scrape_metrics: raw.extra_scrape_metrics.unwrap_or(global.extra_scrape_metrics),
+            extra_scrape_metrics: raw
+                .extra_scrape_metrics
+                .unwrap_or(global.extra_scrape_metrics),
         })
     }
 
@@ -527,15 +647,29 @@ impl<'a> Validator<'a> {
         let static_path = child_key(path, "static_configs");
         for (index, raw) in fields.static_configs.unwrap_or_default().iter().enumerate() {
             let item = child_index(&static_path, index);
-            discovery.static_configs.push(self.static_config(&item, raw, scheme)?);
+            discovery
+                .static_configs
+                .push(self.static_config(&item, raw, scheme)?);
         }
         let file_path = child_key(path, "file_sd_configs");
-        for (index, raw) in fields.file_sd_configs.unwrap_or_default().iter().enumerate() {
+        for (index, raw) in fields
+            .file_sd_configs
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let item = child_index(&file_path, index);
-            discovery.file_sd_configs.push(self.file_sd_config(&item, raw)?);
+            discovery
+                .file_sd_configs
+                .push(self.file_sd_config(&item, raw)?);
         }
         let http_path = child_key(path, "http_sd_configs");
-        for (index, raw) in fields.http_sd_configs.unwrap_or_default().iter().enumerate() {
+        for (index, raw) in fields
+            .http_sd_configs
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let item = child_index(&http_path, index);
             let url_path = child_key(&item, "url");
             let url = match raw.url.as_deref() {
@@ -553,14 +687,22 @@ impl<'a> Validator<'a> {
             });
         }
         let plugin_path = child_key(path, "plugin_sd_configs");
-        for (index, raw) in fields.plugin_sd_configs.unwrap_or_default().iter().enumerate() {
+        for (index, raw) in fields
+            .plugin_sd_configs
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let item = child_index(&plugin_path, index);
             let name_path = child_key(&item, "plugin");
             match plugins.iter().find(|plugin| plugin.name == raw.plugin) {
                 None => {
                     return Err(self.error(
                         &name_path,
-                        format!("plugin {:?} is not declared in the plugins section", raw.plugin),
+                        format!(
+                            "plugin {:?} is not declared in the plugins section",
+                            raw.plugin
+                        ),
                     ));
                 }
                 Some(plugin) if plugin.kind != PluginKind::Discovery => {
@@ -588,24 +730,38 @@ impl<'a> Validator<'a> {
                     "Ember does not implement {mechanism} service discovery; {owner} will find no targets from it"
                 ),
             );
-            discovery.unsupported.extend(configs.iter().map(|config| UnsupportedSdConfig {
-                mechanism: mechanism.to_owned(),
-                config: config.clone(),
-            }));
+            discovery
+                .unsupported
+                .extend(configs.iter().map(|config| UnsupportedSdConfig {
+                    mechanism: mechanism.to_owned(),
+                    config: config.clone(),
+                }));
         }
         Ok(discovery)
     }
 
     /// A duration that must not be zero, defaulting when absent.
-    fn positive_duration(&self, path: &str, text: Option<&str>, default: Duration) -> Result<Duration> {
+    fn positive_duration(
+        &self,
+        path: &str,
+        text: Option<&str>,
+        default: Duration,
+    ) -> Result<Duration> {
         match self.duration(path, text)? {
-            Some(duration) if duration.is_zero() => Err(self.error(path, "must be greater than zero")),
+            Some(duration) if duration.is_zero() => {
+                Err(self.error(path, "must be greater than zero"))
+            }
             Some(duration) => Ok(duration),
             None => Ok(default),
         }
     }
 
-    fn static_config(&self, path: &str, raw: &RawStaticConfig, scheme: ValidationScheme) -> Result<StaticConfig> {
+    fn static_config(
+        &self,
+        path: &str,
+        raw: &RawStaticConfig,
+        scheme: ValidationScheme,
+    ) -> Result<StaticConfig> {
         let targets = raw.targets.clone().unwrap_or_default();
         let targets_path = child_key(path, "targets");
         for (index, target) in targets.iter().enumerate() {
@@ -627,11 +783,18 @@ impl<'a> Validator<'a> {
         let files_path = child_key(path, "files");
         let names = raw.files.clone().unwrap_or_default();
         if names.is_empty() {
-            return Err(self.error(&files_path, "file service discovery config must contain at least one path name"));
+            return Err(self.error(
+                &files_path,
+                "file service discovery config must contain at least one path name",
+            ));
         }
-        let pattern = PATTERN.get_or_init(|| Regex::new(r"^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$").ok());
+        let pattern = PATTERN
+            .get_or_init(|| Regex::new(r"^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$").ok());
         for (index, name) in names.iter().enumerate() {
-            if !pattern.as_ref().is_some_and(|pattern| pattern.is_match(name)) {
+            if !pattern
+                .as_ref()
+                .is_some_and(|pattern| pattern.is_match(name))
+            {
                 return Err(self.error(
                     &child_index(&files_path, index),
                     format!(
@@ -652,15 +815,29 @@ impl<'a> Validator<'a> {
 
     // ----- HTTP client -----------------------------------------------------------------
 
-    fn http_client(&self, path: &str, raw: RawHttpClientConfig, enable_http2_default: bool) -> Result<HttpClientConfig> {
+    fn http_client(
+        &self,
+        path: &str,
+        raw: RawHttpClientConfig,
+        enable_http2_default: bool,
+    ) -> Result<HttpClientConfig> {
         let field = |name: &str| child_key(path, name);
         let has_bearer = raw.bearer_token.as_deref().is_some_and(|t| !t.is_empty())
-            || raw.bearer_token_file.as_deref().is_some_and(|t| !t.is_empty());
+            || raw
+                .bearer_token_file
+                .as_deref()
+                .is_some_and(|t| !t.is_empty());
         if raw.bearer_token.is_some() && raw.bearer_token_file.is_some() {
-            return Err(self.error(&field("bearer_token_file"), "at most one of bearer_token & bearer_token_file must be configured"));
+            return Err(self.error(
+                &field("bearer_token_file"),
+                "at most one of bearer_token & bearer_token_file must be configured",
+            ));
         }
         if raw.basic_auth.is_some() && has_bearer {
-            return Err(self.error(&field("basic_auth"), "at most one of basic_auth, bearer_token & bearer_token_file must be configured"));
+            return Err(self.error(
+                &field("basic_auth"),
+                "at most one of basic_auth, bearer_token & bearer_token_file must be configured",
+            ));
         }
 
         let basic_auth = match &raw.basic_auth {
@@ -668,8 +845,18 @@ impl<'a> Validator<'a> {
             Some(basic) => {
                 let auth_path = field("basic_auth");
                 Some(BasicAuth {
-                    username: self.secret_source(&auth_path, "username", basic.username.as_deref(), basic.username_file.as_deref())?,
-                    password: self.secret_source(&auth_path, "password", basic.password.as_deref(), basic.password_file.as_deref())?,
+                    username: self.secret_source(
+                        &auth_path,
+                        "username",
+                        basic.username.as_deref(),
+                        basic.username_file.as_deref(),
+                    )?,
+                    password: self.secret_source(
+                        &auth_path,
+                        "password",
+                        basic.password.as_deref(),
+                        basic.password_file.as_deref(),
+                    )?,
                 })
             }
         };
@@ -678,12 +865,23 @@ impl<'a> Validator<'a> {
             Some(authorization) => {
                 let auth_path = field("authorization");
                 if has_bearer {
-                    return Err(self.error(&auth_path, "authorization is not compatible with bearer_token & bearer_token_file"));
+                    return Err(self.error(
+                        &auth_path,
+                        "authorization is not compatible with bearer_token & bearer_token_file",
+                    ));
                 }
                 if raw.basic_auth.is_some() || raw.oauth2.is_some() {
-                    return Err(self.error(&auth_path, "at most one of basic_auth, oauth2 & authorization must be configured"));
+                    return Err(self.error(
+                        &auth_path,
+                        "at most one of basic_auth, oauth2 & authorization must be configured",
+                    ));
                 }
-                let kind = authorization.kind.as_deref().map(str::trim).filter(|k| !k.is_empty()).unwrap_or("Bearer");
+                let kind = authorization
+                    .kind
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .unwrap_or("Bearer");
                 if kind.eq_ignore_ascii_case("basic") {
                     return Err(self.error(
                         &child_key(&auth_path, "type"),
@@ -701,7 +899,10 @@ impl<'a> Validator<'a> {
                 })
             }
             // The deprecated bearer token fields become an `authorization` of type Bearer.
-            None => match (raw.bearer_token.as_deref(), raw.bearer_token_file.as_deref()) {
+            None => match (
+                raw.bearer_token.as_deref(),
+                raw.bearer_token_file.as_deref(),
+            ) {
                 (Some(token), _) if !token.is_empty() => Some(Authorization {
                     kind: "Bearer".to_owned(),
                     credentials: Some(SecretSource::Inline(Secret::new(token))),
@@ -719,7 +920,10 @@ impl<'a> Validator<'a> {
             Some(oauth2) => {
                 let oauth_path = field("oauth2");
                 if raw.basic_auth.is_some() {
-                    return Err(self.error(&oauth_path, "at most one of basic_auth, oauth2 & authorization must be configured"));
+                    return Err(self.error(
+                        &oauth_path,
+                        "at most one of basic_auth, oauth2 & authorization must be configured",
+                    ));
                 }
                 Some(self.oauth2(&oauth_path, oauth2)?)
             }
@@ -729,13 +933,21 @@ impl<'a> Validator<'a> {
         for (name, header) in raw.http_headers.unwrap_or_default() {
             let header_path = child_key(&field("http_headers"), &name);
             if RESERVED_HTTP_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                return Err(self.error(&header_path, format!("setting header {name:?} is not allowed")));
+                return Err(self.error(
+                    &header_path,
+                    format!("setting header {name:?} is not allowed"),
+                ));
             }
             http_headers.insert(
                 name,
                 HttpHeader {
                     values: header.values.unwrap_or_default(),
-                    secrets: header.secrets.unwrap_or_default().into_iter().map(Secret::new).collect(),
+                    secrets: header
+                        .secrets
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(Secret::new)
+                        .collect(),
                     files: self.file_list(header.files),
                 },
             );
@@ -792,8 +1004,17 @@ impl<'a> Validator<'a> {
         };
         Ok(OAuth2 {
             client_id,
-            grant_type: raw.grant_type.clone().filter(|g| !g.is_empty()).unwrap_or_else(|| "client_credentials".to_owned()),
-            client_secret: self.secret_source(path, "client_secret", raw.client_secret.as_deref(), raw.client_secret_file.as_deref())?,
+            grant_type: raw
+                .grant_type
+                .clone()
+                .filter(|g| !g.is_empty())
+                .unwrap_or_else(|| "client_credentials".to_owned()),
+            client_secret: self.secret_source(
+                path,
+                "client_secret",
+                raw.client_secret.as_deref(),
+                raw.client_secret_file.as_deref(),
+            )?,
             client_certificate_key: self.secret_source(
                 path,
                 "client_certificate_key",
@@ -801,7 +1022,11 @@ impl<'a> Validator<'a> {
                 raw.client_certificate_key_file.as_deref(),
             )?,
             client_certificate_key_id: raw.client_certificate_key_id.clone(),
-            signature_algorithm: raw.signature_algorithm.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "RS256".to_owned()),
+            signature_algorithm: raw
+                .signature_algorithm
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "RS256".to_owned()),
             iss: raw.iss.clone(),
             audience: raw.audience.clone(),
             claims: raw.claims.clone().unwrap_or_default(),
@@ -824,17 +1049,21 @@ impl<'a> Validator<'a> {
             return Ok(TlsConfig::default());
         };
         let field = |name: &str| child_key(path, name);
-        let value_source = |name: &str, inline: Option<&str>, file: Option<&str>| -> Result<Option<ValueSource>> {
-            match (inline.filter(|v| !v.is_empty()), file.filter(|v| !v.is_empty())) {
-                (Some(_), Some(_)) => Err(self.error(
-                    &field(&format!("{name}_file")),
-                    format!("at most one of {name} and {name}_file must be configured"),
-                )),
-                (Some(value), None) => Ok(Some(ValueSource::Inline(value.to_owned()))),
-                (None, Some(file)) => Ok(Some(ValueSource::File(self.file_path(file)))),
-                (None, None) => Ok(None),
-            }
-        };
+        let value_source =
+            |name: &str, inline: Option<&str>, file: Option<&str>| -> Result<Option<ValueSource>> {
+                match (
+                    inline.filter(|v| !v.is_empty()),
+                    file.filter(|v| !v.is_empty()),
+                ) {
+                    (Some(_), Some(_)) => Err(self.error(
+                        &field(&format!("{name}_file")),
+                        format!("at most one of {name} and {name}_file must be configured"),
+                    )),
+                    (Some(value), None) => Ok(Some(ValueSource::Inline(value.to_owned()))),
+                    (None, Some(file)) => Ok(Some(ValueSource::File(self.file_path(file)))),
+                    (None, None) => Ok(None),
+                }
+            };
         let ca = value_source("ca", raw.ca.as_deref(), raw.ca_file.as_deref())?;
         let cert = value_source("cert", raw.cert.as_deref(), raw.cert_file.as_deref())?;
         let key = self.secret_source(path, "key", raw.key.as_deref(), raw.key_file.as_deref())?;
@@ -891,13 +1120,22 @@ impl<'a> Validator<'a> {
         let from_environment = from_environment.unwrap_or(false);
         let connect_headers = connect_headers.unwrap_or_default();
         if from_environment && url.is_some() {
-            return Err(self.error(&field("proxy_url"), "if proxy_from_environment is configured, proxy_url must not be configured"));
+            return Err(self.error(
+                &field("proxy_url"),
+                "if proxy_from_environment is configured, proxy_url must not be configured",
+            ));
         }
         if from_environment && no_proxy.is_some() {
-            return Err(self.error(&field("no_proxy"), "if proxy_from_environment is configured, no_proxy must not be configured"));
+            return Err(self.error(
+                &field("no_proxy"),
+                "if proxy_from_environment is configured, no_proxy must not be configured",
+            ));
         }
         if url.is_none() && no_proxy.is_some() {
-            return Err(self.error(&field("no_proxy"), "if no_proxy is configured, proxy_url must also be configured"));
+            return Err(self.error(
+                &field("no_proxy"),
+                "if no_proxy is configured, proxy_url must also be configured",
+            ));
         }
         if !connect_headers.is_empty() && url.is_none() && !from_environment {
             return Err(self.error(
@@ -907,12 +1145,19 @@ impl<'a> Validator<'a> {
         }
         let url = url
             .map(|text| {
-                let parsed = Url::parse(text)
-                    .map_err(|error| self.error(&field("proxy_url"), format!("invalid proxy URL {text:?}: {error}")))?;
+                let parsed = Url::parse(text).map_err(|error| {
+                    self.error(
+                        &field("proxy_url"),
+                        format!("invalid proxy URL {text:?}: {error}"),
+                    )
+                })?;
                 if !matches!(parsed.scheme(), "http" | "https" | "socks5") {
                     return Err(self.error(
                         &field("proxy_url"),
-                        format!("proxy URL scheme must be http, https or socks5, got {:?}", parsed.scheme()),
+                        format!(
+                            "proxy URL scheme must be http, https or socks5, got {:?}",
+                            parsed.scheme()
+                        ),
                     ));
                 }
                 Ok(parsed)
@@ -931,7 +1176,11 @@ impl<'a> Validator<'a> {
 
     /// At most one way to authenticate a request may be configured.
     fn single_auth_method(&self, path: &str, methods: &[(&str, bool)]) -> Result<()> {
-        let configured: Vec<&str> = methods.iter().filter(|(_, set)| *set).map(|(name, _)| *name).collect();
+        let configured: Vec<&str> = methods
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(name, _)| *name)
+            .collect();
         if configured.len() > 1 {
             let names: Vec<&str> = methods.iter().map(|(name, _)| *name).collect();
             return Err(self.error(
@@ -942,11 +1191,18 @@ impl<'a> Validator<'a> {
         Ok(())
     }
 
-    fn remote_headers(&self, path: &str, headers: Option<BTreeMap<String, String>>) -> Result<BTreeMap<String, String>> {
+    fn remote_headers(
+        &self,
+        path: &str,
+        headers: Option<BTreeMap<String, String>>,
+    ) -> Result<BTreeMap<String, String>> {
         let headers = headers.unwrap_or_default();
         for name in headers.keys() {
             if RESERVED_REMOTE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-                return Err(self.error(&child_key(path, name), format!("{name} is a reserved header. It must not be changed")));
+                return Err(self.error(
+                    &child_key(path, name),
+                    format!("{name} is a reserved header. It must not be changed"),
+                ));
             }
         }
         Ok(headers)
@@ -954,10 +1210,18 @@ impl<'a> Validator<'a> {
 
     // ----- alerting --------------------------------------------------------------------
 
-    fn alerting(&mut self, raw: RawAlertingConfig, global: &GlobalConfig, plugins: &[PluginConfig]) -> Result<AlertingConfig> {
+    fn alerting(
+        &mut self,
+        raw: RawAlertingConfig,
+        global: &GlobalConfig,
+        plugins: &[PluginConfig],
+    ) -> Result<AlertingConfig> {
         let scheme = global.metric_name_validation_scheme;
-        let alert_relabel_configs =
-            self.relabel_configs("alerting.alert_relabel_configs", raw.alert_relabel_configs.as_ref(), scheme)?;
+        let alert_relabel_configs = self.relabel_configs(
+            "alerting.alert_relabel_configs",
+            raw.alert_relabel_configs.as_ref(),
+            scheme,
+        )?;
         let mut alertmanagers = Vec::new();
         for (index, raw) in raw.alertmanagers.unwrap_or_default().iter().enumerate() {
             let path = child_index("alerting.alertmanagers", index);
@@ -967,7 +1231,9 @@ impl<'a> Validator<'a> {
                 Some(other) => {
                     return Err(self.error(
                         &field("api_version"),
-                        format!("expected Alertmanager api version to be one of [v2] but got {other:?}"),
+                        format!(
+                            "expected Alertmanager api version to be one of [v2] but got {other:?}"
+                        ),
                     ));
                 }
             }
@@ -975,7 +1241,12 @@ impl<'a> Validator<'a> {
                 &path,
                 &[
                     ("basic_auth", raw.basic_auth.is_some()),
-                    ("authorization", raw.authorization.is_some() || raw.bearer_token.is_some() || raw.bearer_token_file.is_some()),
+                    (
+                        "authorization",
+                        raw.authorization.is_some()
+                            || raw.bearer_token.is_some()
+                            || raw.bearer_token_file.is_some(),
+                    ),
                     ("oauth2", raw.oauth2.is_some()),
                     ("sigv4", raw.sigv4.is_some()),
                 ],
@@ -997,12 +1268,24 @@ impl<'a> Validator<'a> {
                 "this Alertmanager set",
             )?;
             alertmanagers.push(AlertmanagerConfig {
-                timeout: self.positive_duration(&field("timeout"), raw.timeout.as_deref(), DEFAULT_ALERTMANAGER_TIMEOUT)?,
-                path_prefix: raw.path_prefix.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".to_owned()),
+                timeout: self.positive_duration(
+                    &field("timeout"),
+                    raw.timeout.as_deref(),
+                    DEFAULT_ALERTMANAGER_TIMEOUT,
+                )?,
+                path_prefix: raw
+                    .path_prefix
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "/".to_owned()),
                 scheme: self.scheme(&field("scheme"), raw.scheme.as_deref())?,
                 http_client: self.http_client(&path, raw.http_client(), true)?,
                 service_discovery,
-                relabel_configs: self.relabel_configs(&field("relabel_configs"), raw.relabel_configs.as_ref(), scheme)?,
+                relabel_configs: self.relabel_configs(
+                    &field("relabel_configs"),
+                    raw.relabel_configs.as_ref(),
+                    scheme,
+                )?,
                 alert_relabel_configs: self.relabel_configs(
                     &field("alert_relabel_configs"),
                     raw.alert_relabel_configs.as_ref(),
@@ -1019,7 +1302,11 @@ impl<'a> Validator<'a> {
 
     // ----- remote write / read ---------------------------------------------------------
 
-    fn remote_writes(&mut self, raws: Vec<RawRemoteWriteConfig>, global: &GlobalConfig) -> Result<Vec<RemoteWriteConfig>> {
+    fn remote_writes(
+        &mut self,
+        raws: Vec<RawRemoteWriteConfig>,
+        global: &GlobalConfig,
+    ) -> Result<Vec<RemoteWriteConfig>> {
         let mut configs = Vec::new();
         let mut names: HashMap<String, String> = HashMap::new();
         for (index, raw) in raws.into_iter().enumerate() {
@@ -1039,14 +1326,23 @@ impl<'a> Validator<'a> {
                 &path,
                 &[
                     ("basic_auth", raw.basic_auth.is_some()),
-                    ("authorization", raw.authorization.is_some() || raw.bearer_token.is_some() || raw.bearer_token_file.is_some()),
+                    (
+                        "authorization",
+                        raw.authorization.is_some()
+                            || raw.bearer_token.is_some()
+                            || raw.bearer_token_file.is_some(),
+                    ),
                     ("oauth2", raw.oauth2.is_some()),
                     ("sigv4", raw.sigv4.is_some()),
                     ("azuread", raw.azuread.is_some()),
                     ("google_iam", raw.google_iam.is_some()),
                 ],
             )?;
-            for (name, set) in [("sigv4", raw.sigv4.is_some()), ("azuread", raw.azuread.is_some()), ("google_iam", raw.google_iam.is_some())] {
+            for (name, set) in [
+                ("sigv4", raw.sigv4.is_some()),
+                ("azuread", raw.azuread.is_some()),
+                ("google_iam", raw.google_iam.is_some()),
+            ] {
                 if set {
                     self.warn(
                         &field(name),
@@ -1063,12 +1359,18 @@ impl<'a> Validator<'a> {
                     )
                 })?,
             };
-            let queue_config = self.queue_config(&field("queue_config"), raw.queue_config.as_ref())?;
-            let metadata_config = self.metadata_config(&field("metadata_config"), raw.metadata_config.as_ref())?;
+            let queue_config =
+                self.queue_config(&field("queue_config"), raw.queue_config.as_ref())?;
+            let metadata_config =
+                self.metadata_config(&field("metadata_config"), raw.metadata_config.as_ref())?;
             configs.push(RemoteWriteConfig {
                 url,
                 name: raw.name.clone().filter(|n| !n.is_empty()),
-                remote_timeout: self.positive_duration(&field("remote_timeout"), raw.remote_timeout.as_deref(), DEFAULT_REMOTE_WRITE_TIMEOUT)?,
+                remote_timeout: self.positive_duration(
+                    &field("remote_timeout"),
+                    raw.remote_timeout.as_deref(),
+                    DEFAULT_REMOTE_WRITE_TIMEOUT,
+                )?,
                 headers: self.remote_headers(&field("headers"), raw.headers.clone())?,
                 write_relabel_configs: self.relabel_configs(
                     &field("write_relabel_configs"),
@@ -1102,12 +1404,21 @@ impl<'a> Validator<'a> {
             capacity: raw.capacity.unwrap_or(defaults.capacity),
             max_shards: raw.max_shards.unwrap_or(defaults.max_shards),
             min_shards: raw.min_shards.unwrap_or(defaults.min_shards),
-            max_samples_per_send: raw.max_samples_per_send.unwrap_or(defaults.max_samples_per_send),
+            max_samples_per_send: raw
+                .max_samples_per_send
+                .unwrap_or(defaults.max_samples_per_send),
             batch_send_deadline: self
-                .duration(&field("batch_send_deadline"), raw.batch_send_deadline.as_deref())?
+                .duration(
+                    &field("batch_send_deadline"),
+                    raw.batch_send_deadline.as_deref(),
+                )?
                 .unwrap_or(defaults.batch_send_deadline),
-            min_backoff: self.duration(&field("min_backoff"), raw.min_backoff.as_deref())?.unwrap_or(defaults.min_backoff),
-            max_backoff: self.duration(&field("max_backoff"), raw.max_backoff.as_deref())?.unwrap_or(defaults.max_backoff),
+            min_backoff: self
+                .duration(&field("min_backoff"), raw.min_backoff.as_deref())?
+                .unwrap_or(defaults.min_backoff),
+            max_backoff: self
+                .duration(&field("max_backoff"), raw.max_backoff.as_deref())?
+                .unwrap_or(defaults.max_backoff),
             retry_on_http_429: raw.retry_on_http_429.unwrap_or(defaults.retry_on_http_429),
             sample_age_limit: self
                 .duration(&field("sample_age_limit"), raw.sample_age_limit.as_deref())?
@@ -1116,7 +1427,10 @@ impl<'a> Validator<'a> {
         if config.min_shards > config.max_shards {
             return Err(self.error(
                 &field("min_shards"),
-                format!("min_shards {} is greater than max_shards {}", config.min_shards, config.max_shards),
+                format!(
+                    "min_shards {} is greater than max_shards {}",
+                    config.min_shards, config.max_shards
+                ),
             ));
         }
         if config.min_backoff > config.max_backoff {
@@ -1132,7 +1446,11 @@ impl<'a> Validator<'a> {
         Ok(config)
     }
 
-    fn metadata_config(&self, path: &str, raw: Option<&RawMetadataConfig>) -> Result<MetadataConfig> {
+    fn metadata_config(
+        &self,
+        path: &str,
+        raw: Option<&RawMetadataConfig>,
+    ) -> Result<MetadataConfig> {
         let defaults = MetadataConfig::default();
         let Some(raw) = raw else {
             return Ok(defaults);
@@ -1140,13 +1458,22 @@ impl<'a> Validator<'a> {
         Ok(MetadataConfig {
             send: raw.send.unwrap_or(defaults.send),
             send_interval: self
-                .duration(&child_key(path, "send_interval"), raw.send_interval.as_deref())?
+                .duration(
+                    &child_key(path, "send_interval"),
+                    raw.send_interval.as_deref(),
+                )?
                 .unwrap_or(defaults.send_interval),
-            max_samples_per_send: raw.max_samples_per_send.unwrap_or(defaults.max_samples_per_send),
+            max_samples_per_send: raw
+                .max_samples_per_send
+                .unwrap_or(defaults.max_samples_per_send),
         })
     }
 
-    fn remote_reads(&self, raws: Vec<RawRemoteReadConfig>, global: &GlobalConfig) -> Result<Vec<RemoteReadConfig>> {
+    fn remote_reads(
+        &self,
+        raws: Vec<RawRemoteReadConfig>,
+        global: &GlobalConfig,
+    ) -> Result<Vec<RemoteReadConfig>> {
         let mut configs = Vec::new();
         let mut names: HashMap<String, String> = HashMap::new();
         for (index, raw) in raws.into_iter().enumerate() {
@@ -1163,12 +1490,20 @@ impl<'a> Validator<'a> {
                 names.insert(name.to_owned(), path.clone());
             }
             let required_matchers = raw.required_matchers.clone().unwrap_or_default();
-            self.label_names(&field("required_matchers"), required_matchers.keys(), global.metric_name_validation_scheme)?;
+            self.label_names(
+                &field("required_matchers"),
+                required_matchers.keys(),
+                global.metric_name_validation_scheme,
+            )?;
             configs.push(RemoteReadConfig {
                 url,
                 name: raw.name.clone().filter(|n| !n.is_empty()),
                 required_matchers,
-                remote_timeout: self.positive_duration(&field("remote_timeout"), raw.remote_timeout.as_deref(), DEFAULT_REMOTE_READ_TIMEOUT)?,
+                remote_timeout: self.positive_duration(
+                    &field("remote_timeout"),
+                    raw.remote_timeout.as_deref(),
+                    DEFAULT_REMOTE_READ_TIMEOUT,
+                )?,
                 headers: self.remote_headers(&field("headers"), raw.headers.clone())?,
                 read_recent: raw.read_recent.unwrap_or(false),
                 filter_external_labels: raw.filter_external_labels.unwrap_or(true),
@@ -1186,14 +1521,23 @@ impl<'a> Validator<'a> {
         let promote_path = field("promote_resource_attributes");
         let mut promote = Vec::new();
         let mut seen = HashSet::new();
-        for (index, attribute) in raw.promote_resource_attributes.clone().unwrap_or_default().iter().enumerate() {
+        for (index, attribute) in raw
+            .promote_resource_attributes
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let item = child_index(&promote_path, index);
             let attribute = attribute.trim();
             if attribute.is_empty() {
                 return Err(self.error(&item, "empty promoted OTel resource attribute"));
             }
             if !seen.insert(attribute.to_owned()) {
-                return Err(self.error(&item, format!("duplicated promoted OTel resource attribute {attribute:?}")));
+                return Err(self.error(
+                    &item,
+                    format!("duplicated promoted OTel resource attribute {attribute:?}"),
+                ));
             }
             promote.push(attribute.to_owned());
         }
@@ -1206,10 +1550,19 @@ impl<'a> Validator<'a> {
         }
         let ignore_path = field("ignore_resource_attributes");
         let mut ignore = Vec::new();
-        for (index, attribute) in raw.ignore_resource_attributes.clone().unwrap_or_default().iter().enumerate() {
+        for (index, attribute) in raw
+            .ignore_resource_attributes
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             let attribute = attribute.trim();
             if attribute.is_empty() {
-                return Err(self.error(&child_index(&ignore_path, index), "empty ignored OTel resource attribute"));
+                return Err(self.error(
+                    &child_index(&ignore_path, index),
+                    "empty ignored OTel resource attribute",
+                ));
             }
             ignore.push(attribute.to_owned());
         }
@@ -1228,7 +1581,9 @@ impl<'a> Validator<'a> {
                 )
             })?,
         };
-        if translation_strategy.needs_utf8() && global.metric_name_validation_scheme == ValidationScheme::Legacy {
+        if translation_strategy.needs_utf8()
+            && global.metric_name_validation_scheme == ValidationScheme::Legacy
+        {
             return Err(self.error(
                 &field("translation_strategy"),
                 "OTLP translation strategy keeps UTF-8 names, which is not allowed when metric_name_validation_scheme is legacy",
@@ -1239,7 +1594,9 @@ impl<'a> Validator<'a> {
             promote_all_resource_attributes: promote_all,
             ignore_resource_attributes: ignore,
             translation_strategy,
-            keep_identifying_resource_attributes: raw.keep_identifying_resource_attributes.unwrap_or(false),
+            keep_identifying_resource_attributes: raw
+                .keep_identifying_resource_attributes
+                .unwrap_or(false),
             convert_histograms_to_nhcb: raw.convert_histograms_to_nhcb.unwrap_or(false),
             promote_scope_metadata: raw.promote_scope_metadata.unwrap_or(false),
             label_name_underscore_sanitization: raw
@@ -1263,7 +1620,11 @@ impl<'a> Validator<'a> {
                         format!("stale_series_compaction_threshold must be between 0 and 1, got {threshold}"),
                     ));
                 }
-                let float_chunk_encoding = match tsdb.chunk_encoding.and_then(|encoding| encoding.floats).as_deref() {
+                let float_chunk_encoding = match tsdb
+                    .chunk_encoding
+                    .and_then(|encoding| encoding.floats)
+                    .as_deref()
+                {
                     None | Some("") => None,
                     Some("xor") => Some(FloatChunkEncoding::Xor),
                     Some("xor2") => Some(FloatChunkEncoding::Xor2),
@@ -1284,14 +1645,19 @@ impl<'a> Validator<'a> {
                         })?;
                         RetentionConfig {
                             time: self.duration(&field("time"), retention.time.as_deref())?,
-                            size: self.size(&field("size"), retention.size.as_deref())?.unwrap_or(0),
+                            size: self
+                                .size(&field("size"), retention.size.as_deref())?
+                                .unwrap_or(0),
                             percentage,
                         }
                     }
                 };
                 TsdbConfig {
                     out_of_order_time_window: self
-                        .duration(&field("out_of_order_time_window"), tsdb.out_of_order_time_window.as_deref())?
+                        .duration(
+                            &field("out_of_order_time_window"),
+                            tsdb.out_of_order_time_window.as_deref(),
+                        )?
                         .unwrap_or_default(),
                     stale_series_compaction_threshold: threshold,
                     float_chunk_encoding,
@@ -1316,7 +1682,9 @@ impl<'a> Validator<'a> {
             Some(other) => {
                 return Err(self.error(
                     &field("client_type"),
-                    format!("expected tracing client type to be one of [grpc, http], but got {other:?}"),
+                    format!(
+                        "expected tracing client type to be one of [grpc, http], but got {other:?}"
+                    ),
                 ));
             }
         };
@@ -1347,7 +1715,11 @@ impl<'a> Validator<'a> {
             insecure: raw.insecure.unwrap_or(false),
             headers: raw.headers.unwrap_or_default(),
             gzip_compression,
-            timeout: self.positive_duration(&field("timeout"), raw.timeout.as_deref(), DEFAULT_TRACING_TIMEOUT)?,
+            timeout: self.positive_duration(
+                &field("timeout"),
+                raw.timeout.as_deref(),
+                DEFAULT_TRACING_TIMEOUT,
+            )?,
             tls: self.tls(&field("tls_config"), raw.tls_config.as_ref())?,
         })
     }
@@ -1364,12 +1736,25 @@ impl<'a> Validator<'a> {
                 return Err(self.error(&field("name"), "plugin name is empty"));
             }
             if let Some(first) = first_paths.get(&raw.name) {
-                return Err(self.error(&field("name"), format!("plugin name {:?} is declared twice (first at {first})", raw.name)));
+                return Err(self.error(
+                    &field("name"),
+                    format!(
+                        "plugin name {:?} is declared twice (first at {first})",
+                        raw.name
+                    ),
+                ));
             }
             first_paths.insert(raw.name.clone(), path.clone());
             let kind = PluginKind::from_config(&raw.kind).ok_or_else(|| {
                 let known: Vec<&str> = PluginKind::ALL.iter().map(|kind| kind.as_str()).collect();
-                self.error(&field("kind"), format!("unknown plugin kind {:?}, expected one of {}", raw.kind, known.join(", ")))
+                self.error(
+                    &field("kind"),
+                    format!(
+                        "unknown plugin kind {:?}, expected one of {}",
+                        raw.kind,
+                        known.join(", ")
+                    ),
+                )
             })?;
             if raw.path.is_empty() {
                 return Err(self.error(&field("path"), "plugin path is empty"));
@@ -1379,12 +1764,20 @@ impl<'a> Validator<'a> {
                 Some(limits) => {
                     let limits_path = field("limits");
                     let memory_path = child_key(&limits_path, "memory");
-                    let memory = self.size(&memory_path, limits.memory.as_deref())?.unwrap_or(DEFAULT_PLUGIN_MEMORY);
+                    let memory = self
+                        .size(&memory_path, limits.memory.as_deref())?
+                        .unwrap_or(DEFAULT_PLUGIN_MEMORY);
                     if memory == 0 {
-                        return Err(self.error(&memory_path, "plugin memory limit must be greater than zero"));
+                        return Err(self.error(
+                            &memory_path,
+                            "plugin memory limit must be greater than zero",
+                        ));
                     }
                     if limits.fuel == Some(0) {
-                        return Err(self.error(&child_key(&limits_path, "fuel"), "plugin fuel must be greater than zero when set"));
+                        return Err(self.error(
+                            &child_key(&limits_path, "fuel"),
+                            "plugin fuel must be greater than zero when set",
+                        ));
                     }
                     PluginLimits {
                         memory,
@@ -1404,7 +1797,8 @@ impl<'a> Validator<'a> {
                     let allowed_hosts = capabilities.allowed_hosts.clone().unwrap_or_default();
                     let env = capabilities.env.clone().unwrap_or_default();
                     for (list, values) in [("allowed_hosts", &allowed_hosts), ("env", &env)] {
-                        if let Some(index) = values.iter().position(|value| value.trim().is_empty()) {
+                        if let Some(index) = values.iter().position(|value| value.trim().is_empty())
+                        {
                             return Err(self.error(
                                 &child_index(&child_key(&capabilities_path, list), index),
                                 format!("{list} entries must not be empty"),
@@ -1414,7 +1808,10 @@ impl<'a> Validator<'a> {
                     PluginCapabilities {
                         allowed_hosts,
                         env,
-                        read_only_dir: capabilities.read_only_dir.as_deref().map(|dir| self.file_path(dir)),
+                        read_only_dir: capabilities
+                            .read_only_dir
+                            .as_deref()
+                            .map(|dir| self.file_path(dir)),
                     }
                 }
             };

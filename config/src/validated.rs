@@ -148,7 +148,9 @@ impl ScrapeProtocol {
 
     /// Parses the case-sensitive configuration spelling.
     pub fn from_config(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|protocol| protocol.as_str() == text)
+        Self::ALL
+            .into_iter()
+            .find(|protocol| protocol.as_str() == text)
     }
 
     /// The configuration spelling.
@@ -202,7 +204,9 @@ pub struct Config {
 impl Config {
     /// The scrape config of `job_name`.
     pub fn scrape_config(&self, job_name: &str) -> Option<&ScrapeConfig> {
-        self.scrape_configs.iter().find(|config| config.job_name == job_name)
+        self.scrape_configs
+            .iter()
+            .find(|config| config.job_name == job_name)
     }
 
     /// The declared plugin called `name`.
@@ -212,12 +216,23 @@ impl Config {
 }
 
 /// The origin and text of a configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows the text's length rather than the text, which holds secrets.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConfigSource {
     /// The file name given to [`crate::load_file`] or [`crate::parse`].
     pub path: PathBuf,
     /// The YAML text as read.
     pub text: String,
+}
+
+impl fmt::Debug for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigSource")
+            .field("path", &self.path)
+            .field("text", &format_args!("<{} bytes>", self.text.len()))
+            .finish()
+    }
 }
 
 /// `global`, with defaults applied.
@@ -884,7 +899,12 @@ pub enum PluginKind {
 
 impl PluginKind {
     /// Every kind.
-    pub const ALL: [Self; 4] = [Self::Discovery, Self::Exporter, Self::Relabeler, Self::RemoteStorage];
+    pub const ALL: [Self; 4] = [
+        Self::Discovery,
+        Self::Exporter,
+        Self::Relabeler,
+        Self::RemoteStorage,
+    ];
 
     /// Parses the configuration spelling.
     pub fn from_config(text: &str) -> Option<Self> {

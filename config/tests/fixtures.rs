@@ -37,34 +37,52 @@ fn load(path: &Path) -> Result<ember_config::Config, ConfigError> {
 #[test]
 fn good_fixtures_load() {
     let paths = fixtures(".good.yml");
-    assert!(paths.len() >= 5, "expected the good fixtures, found {paths:?}");
+    assert!(
+        paths.len() >= 5,
+        "expected the good fixtures, found {paths:?}"
+    );
     let failures: Vec<String> = paths
         .iter()
         .filter_map(|path| load(path).err().map(|error| error.to_string()))
         .collect();
-    assert!(failures.is_empty(), "good fixtures failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "good fixtures failed:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn bad_fixtures_fail_where_their_header_says() {
     let paths = fixtures(".bad.yml");
-    assert!(paths.len() >= 25, "expected the bad fixtures, found {}", paths.len());
+    assert!(
+        paths.len() >= 25,
+        "expected the bad fixtures, found {}",
+        paths.len()
+    );
     let mut problems = Vec::new();
     for path in &paths {
         let text = std::fs::read_to_string(path).expect("fixture is readable");
-        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let expected = text
             .lines()
             .next()
             .and_then(|line| line.strip_prefix("# error: "))
-            .unwrap_or_else(|| panic!("{file_name}: first line must be `# error: <line>:<col>: <path>`"));
+            .unwrap_or_else(|| {
+                panic!("{file_name}: first line must be `# error: <line>:<col>: <path>`")
+            });
         match load(path) {
             Ok(_) => problems.push(format!("{file_name}: loaded, expected error {expected:?}")),
             Err(error) => {
                 let rendered = error.to_string();
                 let wanted = format!("{file_name}:{expected}");
                 if !rendered.contains(&wanted) {
-                    problems.push(format!("{file_name}: expected {wanted:?}\n    got      {rendered:?}"));
+                    problems.push(format!(
+                        "{file_name}: expected {wanted:?}\n    got      {rendered:?}"
+                    ));
                 }
                 if error.location().is_none() {
                     problems.push(format!("{file_name}: error has no location: {rendered}"));
@@ -72,7 +90,12 @@ fn bad_fixtures_fail_where_their_header_says() {
             }
         }
     }
-    assert!(problems.is_empty(), "{} bad fixtures misbehaved:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} bad fixtures misbehaved:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 #[test]
