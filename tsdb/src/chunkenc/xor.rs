@@ -1,0 +1,821 @@
+//! The float chunk: Gorilla-style compression with a jitter-tolerant
+//! timestamp tracker and an exact decimal mode for values.
+//!
+//! The byte layout is specified in `tsdb/docs/format/chunks.md`; this file
+//! follows it section by section. Encoder and decoder share [`SeriesState`],
+//! so the prediction logic exists exactly once and cannot drift apart.
+
+use super::ChunkError;
+use super::bstream::{BitReader, BitWriter, EndOfStream};
+
+/// The staleness marker's bit pattern, a signalling NaN that PromQL treats
+/// as "this series ended". It must survive encoding bit for bit.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Bytes before the bit stream: the big-endian sample count.
+const HEADER_LEN: usize = 2;
+
+/// Largest decimal scale `k` (values are `m / 10^k`); fits the 4-bit field.
+const MAX_SCALE: u8 = 15;
+
+/// Powers of ten that are exact doubles (all up to 10^22 are).
+const POW10_F64: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+const POW10_I64: [i64; 16] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
+];
+
+/// Integers up to this magnitude are exact doubles.
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// Residuals in this range update the timestamp tracker; larger ones are
+/// outliers (see "Timestamps" in the format page).
+const SMALL_RESIDUAL: std::ops::RangeInclusive<i64> = -31..=31;
+
+/// Returns `m` if `v` is exactly `m / 10^k` under IEEE division.
+#[inline]
+fn decimal_at(v: f64, k: u8) -> Option<i64> {
+    let power = POW10_F64[usize::from(k)];
+    let scaled = (v * power).round();
+    if !scaled.is_finite() || scaled.abs() > MAX_EXACT_INT {
+        return None;
+    }
+    // `scaled` is an integer of at most 2^53 in magnitude, so the cast is exact.
+    let m = scaled as i64;
+    ((m as f64 / power).to_bits() == v.to_bits()).then_some(m)
+}
+
+/// The smallest scale at or above `from` at which `v` is a short decimal.
+fn smallest_scale(v: f64, from: u8) -> Option<(u8, i64)> {
+    (from..=MAX_SCALE).find_map(|k| decimal_at(v, k).map(|m| (k, m)))
+}
+
+#[inline]
+fn decimal_value(m: i64, k: u8) -> f64 {
+    m as f64 / POW10_F64[usize::from(k)]
+}
+
+/// A fixed-point time: whole milliseconds plus `frac` 64ths of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fixed {
+    ms: i64,
+    frac: u8,
+}
+
+impl Fixed {
+    fn whole(ms: i64) -> Self {
+        Self { ms, frac: 0 }
+    }
+
+    #[inline]
+    fn add(self, other: Fixed) -> Fixed {
+        let frac = u16::from(self.frac) + u16::from(other.frac);
+        Fixed {
+            ms: self
+                .ms
+                .wrapping_add(other.ms)
+                .wrapping_add(i64::from(frac >> 6)),
+            frac: (frac & 63) as u8,
+        }
+    }
+
+    /// Adds `x` 64ths of a millisecond; `x` is small (a scaled residual).
+    #[inline]
+    fn add_64ths(self, x: i64) -> Fixed {
+        let total = i64::from(self.frac) + x;
+        Fixed {
+            ms: self.ms.wrapping_add(total.div_euclid(64)),
+            frac: total.rem_euclid(64) as u8,
+        }
+    }
+
+    /// Rounds to the nearest millisecond, halves up.
+    #[inline]
+    fn round(self) -> i64 {
+        self.ms.wrapping_add(i64::from(self.frac >= 32))
+    }
+}
+
+/// The alpha-beta filter that predicts timestamps from sample 2 on.
+#[derive(Debug, Clone, Copy)]
+struct TimeTracker {
+    /// Expected position of the last sample.
+    expected: Fixed,
+    /// Expected interval.
+    interval: Fixed,
+    /// Sign of the previous residual if it was an outlier, else 0.
+    last_outlier: i8,
+}
+
+impl TimeTracker {
+    fn new(t0: i64, t1: i64) -> Self {
+        Self {
+            expected: Fixed::whole(t1),
+            interval: Fixed::whole(t1.wrapping_sub(t0)),
+            last_outlier: 0,
+        }
+    }
+
+    /// The predicted position and its whole-millisecond rounding.
+    #[inline]
+    fn predict(&self) -> (Fixed, i64) {
+        let position = self.expected.add(self.interval);
+        (position, position.round())
+    }
+
+    #[inline]
+    fn update(&mut self, predicted: Fixed, t: i64, prev_t: i64, residual: i64) {
+        if SMALL_RESIDUAL.contains(&residual) {
+            // alpha = 1/4 and beta = 1/32, in 64ths of a millisecond.
+            self.expected = predicted.add_64ths(16 * residual);
+            self.interval = self.interval.add_64ths(2 * residual);
+            self.last_outlier = 0;
+            return;
+        }
+        let sign = residual.signum() as i8;
+        if self.last_outlier == sign {
+            // Two outliers in a row on the same side: the grid itself moved
+            // (new phase or new interval). Re-anchor on the last two samples.
+            self.expected = Fixed::whole(t);
+            self.interval = Fixed::whole(t.wrapping_sub(prev_t));
+            self.last_outlier = 0;
+        } else {
+            // A lone late or early sample: keep the grid, ignore the sample.
+            self.expected = predicted;
+            self.last_outlier = sign;
+        }
+    }
+}
+
+/// How values are currently coded.
+#[derive(Debug, Clone, Copy)]
+enum ValueMode {
+    /// Values are short decimals `m / 10^scale`.
+    Decimal(Decimal),
+    /// Gorilla XOR against `prev`; `lead == NO_WINDOW` until a window exists.
+    Float { prev: u64, lead: u8, trail: u8 },
+}
+
+/// Decimal-mode state (see "Decimal mode" in the format page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Decimal {
+    scale: u8,
+    /// The previous value's integer.
+    m: i64,
+    /// The previous integer delta `m - m_before`.
+    delta: i64,
+    /// Residuals are multiples of `2^shift` and written shifted right.
+    shift: u8,
+    /// Running costs, in 1/16 bit, of predicting with and without the
+    /// previous delta; the cheaper predictor is used for the next value.
+    cost_delta: i32,
+    cost_dod: i32,
+}
+
+/// Largest residual shift; fits the 5-bit field.
+const MAX_SHIFT: u8 = 31;
+
+impl Decimal {
+    fn new(scale: u8, m: i64) -> Self {
+        Self {
+            scale,
+            m,
+            delta: 0,
+            shift: shift_of(m),
+            cost_delta: 0,
+            cost_dod: 0,
+        }
+    }
+
+    /// The predicted integer of the next value.
+    #[inline]
+    fn predict(&self) -> i64 {
+        if self.cost_dod <= self.cost_delta {
+            self.m.wrapping_add(self.delta)
+        } else {
+            self.m
+        }
+    }
+
+    /// Records the next value's integer.
+    #[inline]
+    fn update(&mut self, m: i64) {
+        let delta = m.wrapping_sub(self.m);
+        let dod = delta.wrapping_sub(self.delta);
+        // Exponential averages of the bit lengths, weight 1/4.
+        self.cost_delta += (bit_length(delta) * 16 - self.cost_delta) >> 2;
+        self.cost_dod += (bit_length(dod) * 16 - self.cost_dod) >> 2;
+        self.m = m;
+        self.delta = delta;
+    }
+
+    #[inline]
+    fn value(&self) -> f64 {
+        decimal_value(self.m, self.scale)
+    }
+}
+
+/// Trailing zero bits of `x`, capped at [`MAX_SHIFT`] (so 0 gives the cap).
+#[inline]
+fn shift_of(x: i64) -> u8 {
+    (x.trailing_zeros() as u8).min(MAX_SHIFT)
+}
+
+#[inline]
+fn bit_length(x: i64) -> i32 {
+    64 - x.unsigned_abs().leading_zeros() as i32
+}
+
+const NO_WINDOW: u8 = 0xff;
+
+/// Everything the encoder and decoder must agree on after each sample.
+#[derive(Debug, Clone, Copy)]
+struct SeriesState {
+    prev_t: i64,
+    first_t: i64,
+    tracker: Option<TimeTracker>,
+    mode: ValueMode,
+}
+
+/// Decimal-mode residual buckets: (prefix ones, payload bits). The prefix is
+/// that many one bits followed by a zero; six ones introduce an escape.
+const RESIDUAL_BUCKETS: [(u32, u32); 6] = [(0, 0), (1, 4), (2, 8), (3, 14), (4, 24), (5, 64)];
+const ESCAPE_ONES: u32 = 6;
+const ESCAPE_STALE: u64 = 0b00;
+const ESCAPE_RESCALE: u64 = 0b01;
+const ESCAPE_TO_FLOAT: u64 = 0b10;
+const ESCAPE_RESHIFT: u64 = 0b11;
+
+/// Timestamp residual buckets: (prefix ones, payload bits). Five ones with
+/// no terminating zero select the 64-bit bucket.
+const TS_BUCKETS: [(u32, u32); 6] = [(0, 0), (1, 3), (2, 6), (3, 10), (4, 32), (5, 64)];
+
+#[inline]
+fn fits_signed(value: i64, bits: u32) -> bool {
+    if bits == 0 {
+        value == 0
+    } else if bits >= 64 {
+        true
+    } else {
+        let limit = 1i64 << (bits - 1);
+        (-limit..limit).contains(&value)
+    }
+}
+
+/// Writes `value` with the first bucket of `buckets` that holds it, using a
+/// unary prefix of `ones` one bits closed by a zero unless `ones == max`.
+#[inline]
+fn write_bucketed(w: &mut BitWriter, buckets: &[(u32, u32)], max_ones: u32, value: i64) {
+    for &(ones, bits) in buckets {
+        if fits_signed(value, bits) {
+            let prefix_len = if ones == max_ones { ones } else { ones + 1 };
+            // `ones` one bits followed by a zero, as an integer.
+            let prefix = ((1u64 << ones) - 1) << (prefix_len - ones);
+            w.write_bits(prefix, prefix_len);
+            if bits > 0 {
+                w.write_signed(value, bits);
+            }
+            return;
+        }
+    }
+}
+
+/// A chunk of float samples with its appender.
+///
+/// `XorChunk` owns its bytes (see [`XorChunk::bytes`]) and the small state
+/// needed to append the next sample. Iterating borrows the chunk; any number
+/// of iterators may read it at once, appending needs `&mut`.
+///
+/// ```
+/// use ember_tsdb::chunkenc::XorChunk;
+///
+/// let mut chunk = XorChunk::new();
+/// for i in 0..120 {
+///     chunk.append(1_700_000_000_000 + i * 15_000, i as f64).unwrap();
+/// }
+/// assert_eq!(chunk.num_samples(), 120);
+/// let mut it = chunk.iter();
+/// assert!(it.seek(1_700_000_000_000 + 60_000));
+/// assert_eq!(it.at(), (1_700_000_000_000 + 60_000, 4.0));
+/// ```
+#[derive(Debug, Clone)]
+pub struct XorChunk {
+    writer: BitWriter,
+    num_samples: u16,
+    state: Option<SeriesState>,
+}
+
+impl Default for XorChunk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl XorChunk {
+    /// Most samples a chunk can hold (the header's count is a `u16`).
+    pub const MAX_SAMPLES: u16 = u16::MAX;
+
+    /// An empty chunk.
+    pub fn new() -> Self {
+        Self {
+            writer: BitWriter::with_header(&[0; HEADER_LEN], 128),
+            num_samples: 0,
+            state: None,
+        }
+    }
+
+    /// Loads a chunk from its bytes, validating every sample, so that it can
+    /// be iterated or appended to.
+    ///
+    /// # Errors
+    /// [`ChunkError`] if the bytes are not a well-formed chunk, including
+    /// bytes left over after the last sample's padding.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, ChunkError> {
+        let (state, end_bit, num_samples) = {
+            let mut it = XorIterator::new(&bytes)?;
+            while it.next() {}
+            if let Some(err) = it.err() {
+                return Err(err.clone());
+            }
+            (it.state, it.reader.bit_pos(), it.total)
+        };
+        let used_bytes = end_bit.div_ceil(8);
+        if bytes.len() != used_bytes {
+            return Err(ChunkError::TrailingBytes {
+                extra: bytes.len() - used_bytes,
+            });
+        }
+        let free = (used_bytes * 8 - end_bit) as u32;
+        Ok(Self {
+            writer: BitWriter::resume(bytes, free),
+            num_samples,
+            state,
+        })
+    }
+
+    /// The encoded chunk: header, bit stream and padding.
+    pub fn bytes(&self) -> &[u8] {
+        self.writer.bytes()
+    }
+
+    /// Number of samples in the chunk.
+    pub fn num_samples(&self) -> u16 {
+        self.num_samples
+    }
+
+    /// Timestamp of the first sample, if any.
+    pub fn min_time(&self) -> Option<i64> {
+        self.state.map(|s| s.first_t)
+    }
+
+    /// Timestamp of the last sample, if any.
+    pub fn max_time(&self) -> Option<i64> {
+        self.state.map(|s| s.prev_t)
+    }
+
+    /// An iterator over the samples, positioned before the first one.
+    pub fn iter(&self) -> XorIterator<'_> {
+        XorIterator::from_valid(self.writer.bytes(), self.num_samples)
+    }
+
+    /// Appends a sample.
+    ///
+    /// Timestamps are expected to increase (the head rejects out-of-order
+    /// samples before they get here); any `i64` sequence still round-trips,
+    /// only less compactly. Every `f64` bit pattern round-trips exactly.
+    ///
+    /// # Errors
+    /// [`ChunkError::Full`] when the chunk already holds
+    /// [`XorChunk::MAX_SAMPLES`] samples.
+    pub fn append(&mut self, t: i64, v: f64) -> Result<(), ChunkError> {
+        if self.num_samples == Self::MAX_SAMPLES {
+            return Err(ChunkError::Full);
+        }
+        let w = &mut self.writer;
+        match self.state.as_mut() {
+            None => {
+                w.write_varint(t);
+                let mode = match smallest_scale(v, 0) {
+                    Some((scale, m)) => {
+                        let decimal = Decimal::new(scale, m);
+                        w.write_bit(false);
+                        w.write_bits(u64::from(scale), 4);
+                        w.write_varint(m);
+                        w.write_bits(u64::from(decimal.shift), 5);
+                        ValueMode::Decimal(decimal)
+                    }
+                    None => {
+                        w.write_bit(true);
+                        w.write_bits(v.to_bits(), 64);
+                        ValueMode::Float {
+                            prev: v.to_bits(),
+                            lead: NO_WINDOW,
+                            trail: 0,
+                        }
+                    }
+                };
+                self.state = Some(SeriesState {
+                    prev_t: t,
+                    first_t: t,
+                    tracker: None,
+                    mode,
+                });
+            }
+            Some(state) => {
+                match state.tracker.as_mut() {
+                    None => {
+                        w.write_varint(t.wrapping_sub(state.prev_t));
+                        state.tracker = Some(TimeTracker::new(state.prev_t, t));
+                    }
+                    Some(tracker) => {
+                        let (predicted, rounded) = tracker.predict();
+                        let residual = t.wrapping_sub(rounded);
+                        write_bucketed(w, &TS_BUCKETS, 5, residual);
+                        tracker.update(predicted, t, state.prev_t, residual);
+                    }
+                }
+                state.prev_t = t;
+                encode_value(w, &mut state.mode, v);
+            }
+        }
+        self.num_samples += 1;
+        self.writer.bytes_mut()[..HEADER_LEN].copy_from_slice(&self.num_samples.to_be_bytes());
+        Ok(())
+    }
+}
+
+#[inline]
+fn write_escape(w: &mut BitWriter, kind: u64) {
+    w.write_bits((1 << ESCAPE_ONES) - 1, ESCAPE_ONES);
+    w.write_bits(kind, 2);
+}
+
+/// Appends the value code of a sample after the first.
+#[inline]
+fn encode_value(w: &mut BitWriter, mode: &mut ValueMode, v: f64) {
+    match mode {
+        ValueMode::Decimal(dec) => {
+            if let Some(new_m) = decimal_at(v, dec.scale) {
+                let residual = new_m.wrapping_sub(dec.predict());
+                let shift = shift_of(residual).min(dec.shift);
+                if shift < dec.shift {
+                    write_escape(w, ESCAPE_RESHIFT);
+                    w.write_bits(u64::from(shift), 5);
+                    dec.shift = shift;
+                }
+                write_bucketed(w, &RESIDUAL_BUCKETS, ESCAPE_ONES, residual >> shift);
+                dec.update(new_m);
+                return;
+            }
+            if v.to_bits() == STALE_NAN_BITS {
+                write_escape(w, ESCAPE_STALE);
+                return;
+            }
+            let rescaled = smallest_scale(v, dec.scale + 1).and_then(|(scale, new_m)| {
+                let factor = POW10_I64[usize::from(scale - dec.scale)];
+                let rescaled = Decimal {
+                    scale,
+                    m: dec.m.checked_mul(factor)?,
+                    delta: dec.delta.checked_mul(factor)?,
+                    ..*dec
+                };
+                Some((rescaled, new_m))
+            });
+            if let Some((mut rescaled, new_m)) = rescaled {
+                let residual = new_m.wrapping_sub(rescaled.predict());
+                rescaled.shift = shift_of(residual);
+                write_escape(w, ESCAPE_RESCALE);
+                w.write_bits(u64::from(rescaled.scale), 4);
+                w.write_bits(u64::from(rescaled.shift), 5);
+                write_bucketed(
+                    w,
+                    &RESIDUAL_BUCKETS,
+                    ESCAPE_ONES,
+                    residual >> rescaled.shift,
+                );
+                rescaled.update(new_m);
+                *dec = rescaled;
+                return;
+            }
+            write_escape(w, ESCAPE_TO_FLOAT);
+            w.write_bits(v.to_bits(), 64);
+            *mode = ValueMode::Float {
+                prev: v.to_bits(),
+                lead: NO_WINDOW,
+                trail: 0,
+            };
+        }
+        ValueMode::Float { prev, lead, trail } => {
+            let bits = v.to_bits();
+            let xor = bits ^ *prev;
+            *prev = bits;
+            if xor == 0 {
+                w.write_bit(false);
+                return;
+            }
+            let new_lead = xor.leading_zeros().min(31) as u8;
+            let new_trail = xor.trailing_zeros() as u8;
+            if *lead != NO_WINDOW && new_lead >= *lead && new_trail >= *trail {
+                w.write_bits(0b10, 2);
+                let sig = 64 - u32::from(*lead) - u32::from(*trail);
+                w.write_bits(xor >> *trail, sig);
+            } else {
+                let sig = 64 - u32::from(new_lead) - u32::from(new_trail);
+                w.write_bits(0b11, 2);
+                w.write_bits(u64::from(new_lead), 5);
+                // A 6-bit field cannot hold 64; 0 stands for it (sig is never 0).
+                w.write_bits(u64::from(sig & 63), 6);
+                w.write_bits(xor >> new_trail, sig);
+                *lead = new_lead;
+                *trail = new_trail;
+            }
+        }
+    }
+}
+
+/// Iterates over the samples of a chunk.
+///
+/// The iterator starts before the first sample: call [`XorIterator::next`]
+/// (or [`XorIterator::seek`]) before [`XorIterator::at`]. When `next`
+/// returns `false`, either the chunk is exhausted or its data is damaged;
+/// [`XorIterator::err`] tells which.
+#[derive(Debug, Clone)]
+pub struct XorIterator<'a> {
+    reader: BitReader<'a>,
+    total: u16,
+    read: u16,
+    t: i64,
+    v: f64,
+    state: Option<SeriesState>,
+    err: Option<ChunkError>,
+}
+
+impl<'a> XorIterator<'a> {
+    /// An iterator over chunk bytes from any source (a block, an mmapped
+    /// head chunk). Damage is reported through [`XorIterator::err`].
+    ///
+    /// # Errors
+    /// [`ChunkError::TooShort`] if the bytes cannot hold the header.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, ChunkError> {
+        let header: [u8; HEADER_LEN] = bytes
+            .get(..HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(ChunkError::TooShort { len: bytes.len() })?;
+        Ok(Self::from_valid(bytes, u16::from_be_bytes(header)))
+    }
+
+    fn from_valid(bytes: &'a [u8], total: u16) -> Self {
+        Self {
+            reader: BitReader::new(bytes, HEADER_LEN),
+            total,
+            read: 0,
+            t: 0,
+            v: 0.0,
+            state: None,
+            err: None,
+        }
+    }
+
+    /// Advances to the next sample; `false` at the end or on damage.
+    #[inline]
+    #[allow(clippy::should_implement_trait)] // Prometheus-style cursor, see `at`.
+    pub fn next(&mut self) -> bool {
+        if self.read >= self.total || self.err.is_some() {
+            return false;
+        }
+        match self.decode_next() {
+            Ok(()) => {
+                self.read += 1;
+                true
+            }
+            Err(reason) => {
+                self.err = Some(match reason {
+                    DecodeFailure::End => ChunkError::Truncated {
+                        sample: self.read,
+                        total: self.total,
+                    },
+                    DecodeFailure::Invalid(reason) => ChunkError::Corrupt {
+                        sample: self.read,
+                        reason,
+                    },
+                });
+                false
+            }
+        }
+    }
+
+    /// Advances to the first sample with a timestamp `>= t`, staying put if
+    /// the current sample already qualifies. Returns whether there is one.
+    pub fn seek(&mut self, t: i64) -> bool {
+        if self.read > 0 && self.err.is_none() && self.t >= t {
+            return true;
+        }
+        while self.next() {
+            if self.t >= t {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The current sample. Only meaningful after `next` or `seek` returned
+    /// `true`.
+    #[inline]
+    pub fn at(&self) -> (i64, f64) {
+        (self.t, self.v)
+    }
+
+    /// The damage that stopped iteration, if any.
+    pub fn err(&self) -> Option<&ChunkError> {
+        self.err.as_ref()
+    }
+
+    #[inline]
+    fn decode_next(&mut self) -> Result<(), DecodeFailure> {
+        let r = &mut self.reader;
+        match self.state.as_mut() {
+            None => {
+                let t = r
+                    .read_varint()?
+                    .ok_or(DecodeFailure::Invalid("bad t0 varint"))?;
+                let (v, mode) = if r.read_bit()? {
+                    let bits = r.read_bits(64)?;
+                    (
+                        f64::from_bits(bits),
+                        ValueMode::Float {
+                            prev: bits,
+                            lead: NO_WINDOW,
+                            trail: 0,
+                        },
+                    )
+                } else {
+                    let scale = r.read_bits(4)? as u8;
+                    let m = r
+                        .read_varint()?
+                        .ok_or(DecodeFailure::Invalid("bad first value varint"))?;
+                    let mut decimal = Decimal::new(scale, m);
+                    decimal.shift = r.read_bits(5)? as u8;
+                    (decimal.value(), ValueMode::Decimal(decimal))
+                };
+                self.state = Some(SeriesState {
+                    prev_t: t,
+                    first_t: t,
+                    tracker: None,
+                    mode,
+                });
+                self.t = t;
+                self.v = v;
+            }
+            Some(state) => {
+                let t = match state.tracker.as_mut() {
+                    None => {
+                        let delta = r
+                            .read_varint()?
+                            .ok_or(DecodeFailure::Invalid("bad first delta varint"))?;
+                        let t = state.prev_t.wrapping_add(delta);
+                        state.tracker = Some(TimeTracker::new(state.prev_t, t));
+                        t
+                    }
+                    Some(tracker) => {
+                        let ones = r.read_unary(5)?;
+                        let bits = TS_BUCKETS[ones as usize].1;
+                        let residual = if bits == 0 { 0 } else { r.read_signed(bits)? };
+                        let (predicted, rounded) = tracker.predict();
+                        let t = rounded.wrapping_add(residual);
+                        tracker.update(predicted, t, state.prev_t, residual);
+                        t
+                    }
+                };
+                state.prev_t = t;
+                self.t = t;
+                self.v = decode_value(r, &mut state.mode)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a sample could not be decoded.
+enum DecodeFailure {
+    End,
+    Invalid(&'static str),
+}
+
+impl From<EndOfStream> for DecodeFailure {
+    fn from(_: EndOfStream) -> Self {
+        DecodeFailure::End
+    }
+}
+
+#[inline]
+fn read_residual(r: &mut BitReader<'_>, ones: u32) -> Result<i64, DecodeFailure> {
+    let bits = RESIDUAL_BUCKETS[ones as usize].1;
+    Ok(if bits == 0 { 0 } else { r.read_signed(bits)? })
+}
+
+/// A residual code right after an escape, where another escape is invalid.
+fn read_plain_residual(r: &mut BitReader<'_>) -> Result<i64, DecodeFailure> {
+    let ones = r.read_unary(ESCAPE_ONES)?;
+    if ones == ESCAPE_ONES {
+        return Err(DecodeFailure::Invalid("escape directly after an escape"));
+    }
+    read_residual(r, ones)
+}
+
+#[inline]
+fn decode_value(r: &mut BitReader<'_>, mode: &mut ValueMode) -> Result<f64, DecodeFailure> {
+    match mode {
+        ValueMode::Decimal(dec) => {
+            let ones = r.read_unary(ESCAPE_ONES)?;
+            if ones < ESCAPE_ONES {
+                let residual = read_residual(r, ones)? << dec.shift;
+                dec.update(dec.predict().wrapping_add(residual));
+                return Ok(dec.value());
+            }
+            match r.read_bits(2)? {
+                ESCAPE_STALE => Ok(f64::from_bits(STALE_NAN_BITS)),
+                ESCAPE_RESCALE => {
+                    let scale = r.read_bits(4)? as u8;
+                    if scale <= dec.scale {
+                        return Err(DecodeFailure::Invalid(
+                            "re-scale does not increase the scale",
+                        ));
+                    }
+                    let factor = POW10_I64[usize::from(scale - dec.scale)];
+                    dec.scale = scale;
+                    dec.m = dec.m.wrapping_mul(factor);
+                    dec.delta = dec.delta.wrapping_mul(factor);
+                    dec.shift = r.read_bits(5)? as u8;
+                    let residual = read_plain_residual(r)? << dec.shift;
+                    dec.update(dec.predict().wrapping_add(residual));
+                    Ok(dec.value())
+                }
+                ESCAPE_RESHIFT => {
+                    let shift = r.read_bits(5)? as u8;
+                    if shift >= dec.shift {
+                        return Err(DecodeFailure::Invalid(
+                            "re-shift does not decrease the shift",
+                        ));
+                    }
+                    dec.shift = shift;
+                    let residual = read_plain_residual(r)? << dec.shift;
+                    dec.update(dec.predict().wrapping_add(residual));
+                    Ok(dec.value())
+                }
+                _ => {
+                    let bits = r.read_bits(64)?;
+                    *mode = ValueMode::Float {
+                        prev: bits,
+                        lead: NO_WINDOW,
+                        trail: 0,
+                    };
+                    Ok(f64::from_bits(bits))
+                }
+            }
+        }
+        ValueMode::Float { prev, lead, trail } => {
+            if !r.read_bit()? {
+                return Ok(f64::from_bits(*prev));
+            }
+            if r.read_bit()? {
+                let new_lead = r.read_bits(5)? as u8;
+                let sig = match r.read_bits(6)? as u8 {
+                    0 => 64,
+                    n => n,
+                };
+                if u32::from(new_lead) + u32::from(sig) > 64 {
+                    return Err(DecodeFailure::Invalid("XOR window wider than 64 bits"));
+                }
+                *lead = new_lead;
+                *trail = 64 - new_lead - sig;
+            } else if *lead == NO_WINDOW {
+                return Err(DecodeFailure::Invalid(
+                    "XOR window reused before it was set",
+                ));
+            }
+            let sig = 64 - u32::from(*lead) - u32::from(*trail);
+            let xor = r.read_bits(sig)? << *trail;
+            *prev ^= xor;
+            Ok(f64::from_bits(*prev))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

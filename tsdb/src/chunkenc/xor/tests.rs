@@ -1,0 +1,342 @@
+use super::*;
+use proptest::prelude::*;
+
+fn encode(samples: &[(i64, f64)]) -> XorChunk {
+    let mut chunk = XorChunk::new();
+    for &(t, v) in samples {
+        chunk.append(t, v).expect("chunk has room");
+    }
+    chunk
+}
+
+fn decode(bytes: &[u8]) -> Result<Vec<(i64, u64)>, ChunkError> {
+    let mut it = XorIterator::new(bytes)?;
+    let mut out = Vec::new();
+    while it.next() {
+        let (t, v) = it.at();
+        out.push((t, v.to_bits()));
+    }
+    match it.err() {
+        Some(err) => Err(err.clone()),
+        None => Ok(out),
+    }
+}
+
+fn bits(samples: &[(i64, f64)]) -> Vec<(i64, u64)> {
+    samples.iter().map(|&(t, v)| (t, v.to_bits())).collect()
+}
+
+/// Asserts an exact round trip, and that resuming from the bytes at every
+/// prefix length produces the very same bytes as appending in one go.
+fn assert_round_trip(samples: &[(i64, f64)]) {
+    let chunk = encode(samples);
+    assert_eq!(usize::from(chunk.num_samples()), samples.len());
+    assert_eq!(decode(chunk.bytes()).unwrap(), bits(samples));
+    let split = samples.len() / 2;
+    let mut resumed = XorChunk::from_bytes(encode(&samples[..split]).bytes().to_vec()).unwrap();
+    for &(t, v) in &samples[split..] {
+        resumed.append(t, v).unwrap();
+    }
+    assert_eq!(resumed.bytes(), chunk.bytes(), "resumed appender diverged");
+}
+
+#[test]
+fn worked_example_bytes() {
+    // The example of docs/format/chunks.md, bit by bit:
+    // 00 03 | d0 0f | 0 0000 00001010 | 10110000 11101010 00000001 | 0 | 0 | 10 0001
+    let chunk = encode(&[(1000, 5.0), (16_000, 5.0), (31_000, 6.0)]);
+    let mut expected = BitWriter::with_header(&[0x00, 0x03, 0xd0, 0x0f], 0);
+    for (value, n) in [
+        (0, 1),
+        (0, 4),
+        (0x0a, 8),
+        (0, 5),
+        (0xb0, 8),
+        (0xea, 8),
+        (0x01, 8),
+        (0, 1),
+        (0, 1),
+        (0b10, 2),
+        (1, 4),
+    ] {
+        expected.write_bits(value, n);
+    }
+    assert_eq!(chunk.bytes(), expected.bytes());
+    assert_eq!(
+        chunk.bytes(),
+        &[
+            0x00, 0x03, 0xd0, 0x0f, 0x00, 0x50, 0x2c, 0x3a, 0x80, 0x48, 0x40
+        ]
+    );
+}
+
+#[test]
+fn empty_chunk_is_a_bare_header() {
+    let chunk = XorChunk::new();
+    assert_eq!(chunk.bytes(), &[0, 0]);
+    assert_eq!(decode(chunk.bytes()).unwrap(), vec![]);
+    assert_eq!(chunk.min_time(), None);
+    let reloaded = XorChunk::from_bytes(vec![0, 0]).unwrap();
+    assert_eq!(reloaded.num_samples(), 0);
+}
+
+#[test]
+fn special_values_survive_bit_for_bit() {
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    let odd_nan = f64::from_bits(0xfff8_dead_beef_0001);
+    let values = [
+        1.0,
+        stale,
+        2.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        0.0,
+        odd_nan,
+        f64::MIN_POSITIVE,
+        f64::MAX,
+        stale,
+        0.1 + 0.2,
+        5e-324,
+    ];
+    let samples: Vec<_> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (i as i64 * 15_000, v))
+        .collect();
+    assert_round_trip(&samples);
+    // The same values starting in float mode, and stale markers inside a
+    // decimal-mode chunk that stays decimal.
+    let mut reversed = samples.clone();
+    reversed.reverse();
+    assert_round_trip(&reversed);
+    assert_round_trip(&[
+        (0, 3.0),
+        (1, stale),
+        (2, 4.0),
+        (3, stale),
+        (4, stale),
+        (5, 5.0),
+    ]);
+}
+
+#[test]
+fn stale_marker_keeps_decimal_mode() {
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    let chunk = encode(&[(0, 1.0), (15_000, 2.0), (30_000, stale), (45_000, 3.0)]);
+    let Some(state) = chunk.state else {
+        panic!("chunk has samples")
+    };
+    assert!(matches!(
+        state.mode,
+        ValueMode::Decimal(Decimal { scale: 0, m: 3, .. })
+    ));
+}
+
+#[test]
+fn decimal_scale_grows_within_a_chunk() {
+    let samples = [
+        (0, 12_345.6),
+        (15_000, 12_345.67),
+        (30_000, 12_345.678),
+        (45_000, 12_346.0),
+    ];
+    assert_round_trip(&samples);
+    let chunk = encode(&samples);
+    assert!(matches!(
+        chunk.state.map(|s| s.mode),
+        Some(ValueMode::Decimal(Decimal { scale: 3, .. }))
+    ));
+}
+
+#[test]
+fn decimal_detection_is_exact() {
+    assert_eq!(smallest_scale(12_345.67, 0), Some((2, 1_234_567)));
+    assert_eq!(smallest_scale(3.4521e-05, 0), Some((9, 34_521)));
+    assert_eq!(smallest_scale(-7.0, 0), Some((0, -7)));
+    assert_eq!(smallest_scale(0.1 + 0.2, 0), None);
+    assert_eq!(smallest_scale(-0.0, 0), None);
+    assert_eq!(smallest_scale(f64::NAN, 0), None);
+    assert_eq!(smallest_scale(1e300, 0), None);
+    assert_eq!(
+        smallest_scale(9_007_199_254_740_993.0, 0),
+        Some((0, 1 << 53))
+    );
+}
+
+#[test]
+fn regular_timestamps_and_constant_values_cost_two_bits() {
+    let samples: Vec<_> = (0..1000)
+        .map(|i| (1_700_000_000_000 + i * 15_000, 42.0))
+        .collect();
+    let chunk = encode(&samples);
+    // Header, t0, first value and first delta take 15 bytes; then 2 bits each.
+    assert!(
+        chunk.bytes().len() <= 15 + 998 * 2 / 8 + 1,
+        "{} bytes",
+        chunk.bytes().len()
+    );
+}
+
+#[test]
+fn tracker_follows_an_interval_change() {
+    let mut samples: Vec<_> = (0..50).map(|i| (i * 15_000, 1.0)).collect();
+    let switch = samples.len() as i64 * 15_000;
+    samples.extend((0..50).map(|i| (switch + i * 30_000, 1.0)));
+    assert_round_trip(&samples);
+    let chunk = encode(&samples);
+    // Two large residuals at the switch, then one bit per timestamp again.
+    assert!(chunk.bytes().len() < 50, "{} bytes", chunk.bytes().len());
+}
+
+#[test]
+fn seek_semantics() {
+    let samples: Vec<_> = (0..10).map(|i| (i * 10, i as f64)).collect();
+    let chunk = encode(&samples);
+    let mut it = chunk.iter();
+    assert!(it.seek(35));
+    assert_eq!(it.at(), (40, 4.0));
+    // Seeking backwards stays on the current sample.
+    assert!(it.seek(0));
+    assert_eq!(it.at(), (40, 4.0));
+    assert!(it.seek(90));
+    assert_eq!(it.at(), (90, 9.0));
+    assert!(!it.seek(91));
+    assert!(!it.next());
+    assert!(it.err().is_none());
+}
+
+#[test]
+fn damaged_bytes_are_reported_not_panicked_on() {
+    let samples: Vec<_> = (0..120)
+        .map(|i| (i * 15_000 + i % 3, (i * i) as f64 * 0.37))
+        .collect();
+    let chunk = encode(&samples);
+    let bytes = chunk.bytes();
+    assert_eq!(
+        XorIterator::new(&bytes[..1]).err(),
+        Some(ChunkError::TooShort { len: 1 })
+    );
+    for cut in 2..bytes.len() {
+        let err = decode(&bytes[..cut]).expect_err("truncated chunk must fail");
+        assert!(
+            matches!(err, ChunkError::Truncated { total: 120, .. }),
+            "{err}"
+        );
+    }
+    let mut longer = bytes.to_vec();
+    longer.push(0);
+    assert_eq!(
+        XorChunk::from_bytes(longer).err(),
+        Some(ChunkError::TrailingBytes { extra: 1 })
+    );
+    // A count larger than the data is a truncation, whatever the bytes say.
+    let mut lying = bytes.to_vec();
+    lying[..2].copy_from_slice(&500u16.to_be_bytes());
+    assert!(XorChunk::from_bytes(lying).is_err());
+}
+
+#[test]
+fn full_chunk_refuses_more_samples() {
+    let mut chunk = XorChunk::new();
+    for i in 0..i64::from(XorChunk::MAX_SAMPLES) {
+        chunk.append(i, 0.0).unwrap();
+    }
+    assert_eq!(chunk.append(1 << 40, 0.0), Err(ChunkError::Full));
+    assert_eq!(
+        decode(chunk.bytes()).unwrap().len(),
+        usize::from(XorChunk::MAX_SAMPLES)
+    );
+}
+
+/// Values drawn from the shapes real data has, plus arbitrary bit patterns.
+fn value_strategy() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<u64>().prop_map(f64::from_bits),
+        (-1_000_000i64..1_000_000).prop_map(|i| i as f64),
+        (-1_000_000i64..1_000_000, 0u32..6).prop_map(|(m, k)| m as f64 / 10f64.powi(k as i32)),
+        Just(f64::from_bits(STALE_NAN_BITS)),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(-0.0),
+        any::<f64>(),
+    ]
+}
+
+/// Timestamps: regular with jitter, arbitrary steps, and full-range values.
+fn timestamps_strategy(len: usize) -> impl Strategy<Value = Vec<i64>> {
+    prop_oneof![
+        (
+            any::<i64>(),
+            1i64..100_000,
+            proptest::collection::vec(-50i64..50, len)
+        )
+            .prop_map(|(start, step, jitter)| {
+                jitter
+                    .iter()
+                    .enumerate()
+                    .map(|(i, j)| start.wrapping_add(step * i as i64 + j))
+                    .collect()
+            }),
+        proptest::collection::vec(any::<i64>(), len),
+        (
+            0i64..1 << 45,
+            proptest::collection::vec(0i64..5_000_000, len)
+        )
+            .prop_map(|(start, steps)| {
+                steps
+                    .iter()
+                    .scan(start, |t, step| {
+                        *t += step;
+                        Some(*t)
+                    })
+                    .collect()
+            }),
+    ]
+}
+
+fn series_strategy() -> impl Strategy<Value = Vec<(i64, f64)>> {
+    (0usize..300).prop_flat_map(|len| {
+        (
+            timestamps_strategy(len),
+            proptest::collection::vec(value_strategy(), len),
+        )
+            .prop_map(|(ts, vs)| ts.into_iter().zip(vs).collect())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn random_series_round_trip_exactly(samples in series_strategy()) {
+        assert_round_trip(&samples);
+    }
+
+    #[test]
+    fn counters_round_trip_exactly(
+        start in 0i64..1 << 42,
+        increments in proptest::collection::vec(0u32..100_000, 1..300),
+        scale in 0u32..4,
+    ) {
+        let mut total = 0u64;
+        let samples: Vec<_> = increments
+            .iter()
+            .enumerate()
+            .map(|(i, inc)| {
+                total += u64::from(*inc);
+                (start + i as i64 * 15_000, total as f64 / 10f64.powi(scale as i32))
+            })
+            .collect();
+        assert_round_trip(&samples);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        if let Ok(mut it) = XorIterator::new(&bytes) {
+            while it.next() {}
+        }
+        let _ = XorChunk::from_bytes(bytes);
+    }
+}
