@@ -24,6 +24,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod http_client;
 pub mod logging;
 pub mod reload;
 pub mod self_metrics;
