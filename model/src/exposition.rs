@@ -57,6 +57,8 @@ pub mod writer;
 
 use std::fmt;
 
+pub use crate::metadata::MetricType;
+
 pub use error::{HistogramProblem, ParseError, ParseErrorKind, Violation};
 pub use lex::{is_legacy_label_name, is_legacy_metric_name, parse_float};
 pub use negotiation::{Format, ScrapeProtocol, UnsupportedContentType, accept_header};
@@ -67,86 +69,40 @@ pub use writer::{MetricFamily, Sample, write_openmetrics, write_text};
 
 use lex::LabelSpan;
 
-/// The type of a metric family, as declared by `# TYPE` or the protobuf
-/// `type` field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum MetricType {
-    /// A monotonically increasing value (`_total`).
-    Counter,
-    /// A value that goes up and down.
-    Gauge,
-    /// Cumulative buckets with `_sum` and `_count`.
-    Histogram,
-    /// OpenMetrics: buckets of a distribution that can shrink (`_gsum`, `_gcount`).
-    GaugeHistogram,
-    /// Quantiles with `_sum` and `_count`.
-    Summary,
-    /// OpenMetrics: a constant set of labels with value 1.
-    Info,
-    /// OpenMetrics: a set of booleans, one label value each.
-    StateSet,
-    /// No type declared (`untyped` in the text format, `unknown` in OpenMetrics).
-    #[default]
-    Unknown,
-}
-
-impl MetricType {
-    /// The OpenMetrics spelling (`unknown` for [`MetricType::Unknown`]).
-    pub fn as_openmetrics_str(self) -> &'static str {
-        match self {
-            Self::Counter => "counter",
-            Self::Gauge => "gauge",
-            Self::Histogram => "histogram",
-            Self::GaugeHistogram => "gaugehistogram",
-            Self::Summary => "summary",
-            Self::Info => "info",
-            Self::StateSet => "stateset",
-            Self::Unknown => "unknown",
-        }
-    }
+/// Format-specific spellings of [`MetricType`].
+pub(crate) mod type_names {
+    use super::MetricType;
 
     /// The text 0.0.4 spelling; types the format lacks become `untyped`.
-    pub fn as_text_str(self) -> &'static str {
-        match self {
-            Self::Counter => "counter",
-            Self::Gauge => "gauge",
-            Self::Histogram => "histogram",
-            Self::Summary => "summary",
-            Self::GaugeHistogram | Self::Info | Self::StateSet | Self::Unknown => "untyped",
+    pub fn text(t: MetricType) -> &'static str {
+        match t {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::Summary => "summary",
+            MetricType::GaugeHistogram
+            | MetricType::Info
+            | MetricType::StateSet
+            | MetricType::Unknown => "untyped",
         }
     }
 
-    /// Parses an OpenMetrics type name (`untyped` is not one).
-    pub fn from_openmetrics_str(s: &str) -> Option<Self> {
+    /// Parses a text 0.0.4 `# TYPE` (which has no OpenMetrics-only types
+    /// and spells `unknown` as `untyped`).
+    pub fn parse_text(s: &str) -> Option<MetricType> {
         Some(match s {
-            "counter" => Self::Counter,
-            "gauge" => Self::Gauge,
-            "histogram" => Self::Histogram,
-            "gaugehistogram" => Self::GaugeHistogram,
-            "summary" => Self::Summary,
-            "info" => Self::Info,
-            "stateset" => Self::StateSet,
-            "unknown" => Self::Unknown,
+            "counter" => MetricType::Counter,
+            "gauge" => MetricType::Gauge,
+            "histogram" => MetricType::Histogram,
+            "summary" => MetricType::Summary,
+            "untyped" => MetricType::Unknown,
             _ => return None,
         })
     }
 
-    /// Parses a text 0.0.4 type name.
-    pub fn from_text_str(s: &str) -> Option<Self> {
-        Some(match s {
-            "counter" => Self::Counter,
-            "gauge" => Self::Gauge,
-            "histogram" => Self::Histogram,
-            "summary" => Self::Summary,
-            "untyped" => Self::Unknown,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for MetricType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_openmetrics_str())
+    /// Parses an OpenMetrics `# TYPE` (`untyped` is not one).
+    pub fn parse_openmetrics(s: &str) -> Option<MetricType> {
+        MetricType::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
 
@@ -318,12 +274,15 @@ impl<'p> Iterator for LabelsIter<'p> {
 impl ExactSizeIterator for LabelsIter<'_> {}
 
 /// Any of the three parsers behind one interface, chosen by [`Format`].
+///
+/// [`Parser::new`] gives the strict OpenMetrics parser; see
+/// [`Parser::with_openmetrics_options`].
 #[derive(Debug)]
 pub enum Parser<'a> {
     /// Prometheus text.
     Text(TextParser<'a>),
-    /// OpenMetrics text.
-    OpenMetrics(OpenMetricsParser<'a>),
+    /// OpenMetrics text (boxed: its family-level state is large).
+    OpenMetrics(Box<OpenMetricsParser<'a>>),
     /// Delimited protobuf.
     Protobuf(ProtobufParser<'a>),
 }
@@ -333,8 +292,23 @@ impl<'a> Parser<'a> {
     pub fn new(format: Format, input: &'a [u8]) -> Self {
         match format {
             Format::PrometheusText => Self::Text(TextParser::new(input)),
-            Format::OpenMetrics => Self::OpenMetrics(OpenMetricsParser::new(input)),
+            Format::OpenMetrics => Self::OpenMetrics(Box::new(OpenMetricsParser::new(input))),
             Format::Protobuf => Self::Protobuf(ProtobufParser::new(input)),
+        }
+    }
+
+    /// A parser for `input` in `format`, with `options` for OpenMetrics
+    /// (a scrape loop passes [`OpenMetricsOptions::prometheus_compatible`]).
+    pub fn with_openmetrics_options(
+        format: Format,
+        input: &'a [u8],
+        options: OpenMetricsOptions,
+    ) -> Self {
+        match format {
+            Format::OpenMetrics => {
+                Self::OpenMetrics(Box::new(OpenMetricsParser::with_options(input, options)))
+            }
+            _ => Self::new(format, input),
         }
     }
 

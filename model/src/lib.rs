@@ -5,6 +5,7 @@
 //! the TSDB implements and the scrape loop and PromQL engine use. This crate
 //! does no I/O.
 
+pub mod exposition;
 pub mod labels;
 pub mod matcher;
 pub mod metadata;

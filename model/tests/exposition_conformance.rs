@@ -13,11 +13,18 @@ use ember_model::exposition::{
 };
 
 fn conformance_dir(sub: &str) -> Option<PathBuf> {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance")).join(sub);
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/conformance"
+    ))
+    .join(sub);
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: {} not found; conformance data is not available", dir.display());
+        eprintln!(
+            "SKIPPED: {} not found; conformance data is not available",
+            dir.display()
+        );
         None
     }
 }
@@ -46,7 +53,11 @@ fn record(summary: &mut Summary, entry: Entry<'_>) -> bool {
             summary.exemplars += usize::from(s.exemplar.is_some());
             summary.samples.push(Owned {
                 name: s.name.to_owned(),
-                labels: s.labels.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
                 value: s.value,
                 timestamp_ms: s.timestamp_ms,
             });
@@ -76,7 +87,9 @@ fn parse_openmetrics(input: &[u8], options: OpenMetricsOptions) -> Result<Summar
 
 #[test]
 fn openmetrics_parser_suite() {
-    let Some(dir) = conformance_dir("openmetrics") else { return };
+    let Some(dir) = conformance_dir("openmetrics") else {
+        return;
+    };
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("readable suite")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -86,7 +99,10 @@ fn openmetrics_parser_suite() {
     let mut failures = Vec::new();
     let (mut good, mut bad) = (0, 0);
     for case in &cases {
-        let name = case.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = case
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let spec: serde_json::Value =
             serde_json::from_slice(&std::fs::read(case.join("test.json")).expect("test.json"))
                 .expect("test.json is JSON");
@@ -111,12 +127,19 @@ fn openmetrics_parser_suite() {
         cases.len()
     );
     assert!(!cases.is_empty(), "no cases found in {}", dir.display());
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn rejections_explain_themselves() {
-    let Some(dir) = conformance_dir("openmetrics") else { return };
+    let Some(dir) = conformance_dir("openmetrics") else {
+        return;
+    };
     for (case, needle) in [
         ("bad_no_eof", "missing \"# EOF\""),
         ("bad_histograms_9", "bucket bounds must increase"),
@@ -128,18 +151,24 @@ fn rejections_explain_themselves() {
         let input = std::fs::read(dir.join(case).join("metrics")).expect("case");
         let err = parse_openmetrics(&input, OpenMetricsOptions::default()).expect_err(case);
         let message = err.to_string();
-        assert!(message.contains(needle), "{case}: {message:?} lacks {needle:?}");
+        assert!(
+            message.contains(needle),
+            "{case}: {message:?} lacks {needle:?}"
+        );
         assert!(message.starts_with("line "), "{case}: {message}");
     }
 }
 
 #[test]
 fn prometheus_text_expositions() {
-    let Some(dir) = conformance_dir("exposition") else { return };
+    let Some(dir) = conformance_dir("exposition") else {
+        return;
+    };
     let full = parse_text(&std::fs::read(dir.join("alltypes.237mfs.prom.txt")).expect("file"))
         .expect("alltypes.237mfs.prom.txt parses");
-    let bare = parse_text(&std::fs::read(dir.join("alltypes.237mfs.nometa.prom.txt")).expect("file"))
-        .expect("alltypes.237mfs.nometa.prom.txt parses");
+    let bare =
+        parse_text(&std::fs::read(dir.join("alltypes.237mfs.nometa.prom.txt")).expect("file"))
+            .expect("alltypes.237mfs.nometa.prom.txt parses");
     eprintln!(
         "alltypes.237mfs: {} families, {} HELP, {} samples",
         full.types.len(),
@@ -155,19 +184,42 @@ fn prometheus_text_expositions() {
     for (a, b) in full.samples.iter().zip(&bare.samples) {
         assert_eq!(a.name, b.name);
         assert_eq!(a.labels, b.labels);
-        assert!(a.value == b.value || (a.value.is_nan() && b.value.is_nan()), "{a:?} vs {b:?}");
+        assert!(
+            a.value == b.value || (a.value.is_nan() && b.value.is_nan()),
+            "{a:?} vs {b:?}"
+        );
     }
-    let histograms = full.types.iter().filter(|(_, t)| *t == MetricType::Histogram).count();
-    let summaries = full.types.iter().filter(|(_, t)| *t == MetricType::Summary).count();
-    assert!(histograms > 0 && summaries > 0, "{histograms} histograms, {summaries} summaries");
+    let histograms = full
+        .types
+        .iter()
+        .filter(|(_, t)| *t == MetricType::Histogram)
+        .count();
+    let summaries = full
+        .types
+        .iter()
+        .filter(|(_, t)| *t == MetricType::Summary)
+        .count();
+    assert!(
+        histograms > 0 && summaries > 0,
+        "{histograms} histograms, {summaries} summaries"
+    );
 }
 
 #[test]
 fn openmetrics_expositions() {
-    let Some(dir) = conformance_dir("exposition") else { return };
+    let Some(dir) = conformance_dir("exposition") else {
+        return;
+    };
     let one = std::fs::read(dir.join("1histogram.om.txt")).expect("file");
-    let one = parse_openmetrics(&one, OpenMetricsOptions::default()).expect("1histogram.om.txt parses");
-    assert_eq!(one.types, [("golang_manual_histogram_seconds".to_owned(), MetricType::Histogram)]);
+    let one =
+        parse_openmetrics(&one, OpenMetricsOptions::default()).expect("1histogram.om.txt parses");
+    assert_eq!(
+        one.types,
+        [(
+            "golang_manual_histogram_seconds".to_owned(),
+            MetricType::Histogram
+        )]
+    );
     assert_eq!(one.samples.len(), 42);
 
     // client_golang exposes `_sum` on a histogram with negative buckets,
@@ -176,7 +228,11 @@ fn openmetrics_expositions() {
     let five = std::fs::read(dir.join("alltypes.5mfs.om.txt")).expect("file");
     let err = parse_openmetrics(&five, OpenMetricsOptions::default()).expect_err("strict rejects");
     assert_eq!(err.line, 33, "{err}");
-    assert!(err.to_string().contains("rpc_durations_histogram_seconds_sum"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("rpc_durations_histogram_seconds_sum"),
+        "{err}"
+    );
 
     let lenient = OpenMetricsOptions::prometheus_compatible();
     let all = parse_openmetrics(&five, lenient).expect("alltypes.5mfs.om.txt parses");
@@ -185,7 +241,11 @@ fn openmetrics_expositions() {
     assert!(all.exemplars > 0);
     // With created timestamps folded into their series, the nine
     // `_created` samples disappear.
-    let options = OpenMetricsOptions { created_timestamps: true, skip_created_series: true, ..lenient };
+    let options = OpenMetricsOptions {
+        created_timestamps: true,
+        skip_created_series: true,
+        ..lenient
+    };
     let folded = parse_openmetrics(&five, options).expect("parses with created timestamps");
     assert_eq!(folded.samples.len(), 53 - 9);
     assert!(folded.samples.iter().all(|s| !s.name.ends_with("_created")));
@@ -193,7 +253,9 @@ fn openmetrics_expositions() {
 
 #[test]
 fn created_timestamps_are_attached_to_their_series() {
-    let Some(dir) = conformance_dir("exposition") else { return };
+    let Some(dir) = conformance_dir("exposition") else {
+        return;
+    };
     let five = std::fs::read(dir.join("alltypes.5mfs.om.txt")).expect("file");
     let options = OpenMetricsOptions {
         created_timestamps: true,
@@ -205,7 +267,9 @@ fn created_timestamps_are_attached_to_their_series() {
     loop {
         match p.next_entry().expect("valid") {
             Entry::Series(s) if s.name == "promhttp_metric_handler_errors_total" => {
-                let ct = s.created_timestamp_ms.expect("counter has a created timestamp");
+                let ct = s
+                    .created_timestamp_ms
+                    .expect("counter has a created timestamp");
                 // 1.726839813016397e+09 and 1.726839813016395e+09 seconds.
                 assert_eq!(ct, 1_726_839_813_016, "{:?}", s.labels);
                 with_ct += 1;
@@ -222,7 +286,9 @@ fn created_timestamps_are_attached_to_their_series() {
 /// parsers again: the same samples come back.
 #[test]
 fn text_to_openmetrics_and_back() {
-    let Some(dir) = conformance_dir("exposition") else { return };
+    let Some(dir) = conformance_dir("exposition") else {
+        return;
+    };
     let input = std::fs::read(dir.join("alltypes.237mfs.prom.txt")).expect("file");
     let mut families: Vec<MetricFamily> = Vec::new();
     let mut p = TextParser::new(&input);
@@ -234,11 +300,18 @@ fn text_to_openmetrics_and_back() {
                 ..Default::default()
             }),
             Entry::Type { metric_type, .. } => {
-                families.last_mut().expect("HELP precedes TYPE here").metric_type = metric_type;
+                families
+                    .last_mut()
+                    .expect("HELP precedes TYPE here")
+                    .metric_type = metric_type;
             }
             Entry::Series(s) => families.last_mut().expect("a family").samples.push(Sample {
                 name: s.name.to_owned(),
-                labels: s.labels.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
                 value: s.value,
                 timestamp_ms: s.timestamp_ms,
                 exemplar: None,
@@ -251,12 +324,17 @@ fn text_to_openmetrics_and_back() {
 
     let mut text = String::new();
     write_text(&mut text, &families);
-    let again = parse_text(text.as_bytes()).expect("own text output parses").samples;
+    let again = parse_text(text.as_bytes())
+        .expect("own text output parses")
+        .samples;
     assert_eq!(again.len(), original.len());
     for (got, want) in again.iter().zip(&original) {
         assert_eq!(got.name, want.name);
         assert_eq!(got.labels, want.labels);
-        assert!(got.value == want.value || (got.value.is_nan() && want.value.is_nan()), "{got:?} vs {want:?}");
+        assert!(
+            got.value == want.value || (got.value.is_nan() && want.value.is_nan()),
+            "{got:?} vs {want:?}"
+        );
     }
 
     let mut om = String::new();
@@ -271,6 +349,9 @@ fn text_to_openmetrics_and_back() {
     for (got, want) in back.samples.iter().zip(&original) {
         assert_eq!(got.name, want.name);
         assert_eq!(got.labels, want.labels);
-        assert!(got.value == want.value || (got.value.is_nan() && want.value.is_nan()), "{got:?} vs {want:?}");
+        assert!(
+            got.value == want.value || (got.value.is_nan() && want.value.is_nan()),
+            "{got:?} vs {want:?}"
+        );
     }
 }

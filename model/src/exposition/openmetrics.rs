@@ -24,7 +24,7 @@ use super::lex::{
     Cursor, LabelSpan, StrRef, find_duplicate, nanos_to_millis, parse_float, parse_seconds_to_nanos,
 };
 use super::text::unescape_help;
-use super::{Entry, Exemplar, Labels, MetricType, Series};
+use super::{Entry, Exemplar, Labels, MetricType, Series, type_names};
 
 /// The longest exemplar label set, in code points of names plus values.
 const EXEMPLAR_MAX_CHARS: usize = 128;
@@ -227,7 +227,11 @@ fn allowed_suffixes(t: Option<MetricType>) -> &'static [&'static str] {
 
 impl Default for OpenMetricsOptions {
     fn default() -> Self {
-        Self { strict: true, created_timestamps: false, skip_created_series: false }
+        Self {
+            strict: true,
+            created_timestamps: false,
+            skip_created_series: false,
+        }
     }
 }
 
@@ -235,7 +239,10 @@ impl OpenMetricsOptions {
     /// Accept what Prometheus's OpenMetrics parser accepts: the grammar and
     /// `# EOF` are checked, the family-level rules are not.
     pub fn prometheus_compatible() -> Self {
-        Self { strict: false, ..Self::default() }
+        Self {
+            strict: false,
+            ..Self::default()
+        }
     }
 }
 
@@ -272,7 +279,8 @@ impl<'a> OpenMetricsParser<'a> {
                     if self.cur.invalid_utf8_at.is_some() {
                         return Err(self.cur.error(ParseErrorKind::InvalidUtf8));
                     }
-                    self.state.finish(&self.cur, self.cur.pos, self.options.strict)?;
+                    self.state
+                        .finish(&self.cur, self.cur.pos, self.options.strict)?;
                     return Err(self.cur.error(ParseErrorKind::MissingEof));
                 }
                 Some(b'\n') => return Err(self.cur.error(ParseErrorKind::BlankLine)),
@@ -383,7 +391,8 @@ impl<'a> OpenMetricsParser<'a> {
         // Family bookkeeping: a different name starts a new family.
         let same = self.state.active && self.state.name == name.resolve(input, &self.scratch);
         if !same {
-            self.state.finish(&self.cur, line_start, self.options.strict)?;
+            self.state
+                .finish(&self.cur, line_start, self.options.strict)?;
             self.state.start(name.resolve(input, &self.scratch), None);
         }
         let st = &mut self.state;
@@ -417,7 +426,7 @@ impl<'a> OpenMetricsParser<'a> {
                 })
             }
             "TYPE" => {
-                let metric_type = MetricType::from_openmetrics_str(text_str).ok_or_else(|| {
+                let metric_type = type_names::parse_openmetrics(text_str).ok_or_else(|| {
                     cur.error_at(
                         text.start,
                         ParseErrorKind::InvalidMetricType(text_str.to_owned()),
@@ -460,7 +469,8 @@ impl<'a> OpenMetricsParser<'a> {
                 .strip_prefix(self.state.name.as_str())
                 .is_some_and(|suffix| allowed_suffixes(self.state.metric_type).contains(&suffix));
         if !allowed {
-            self.state.finish(&self.cur, line.raw.0, self.options.strict)?;
+            self.state
+                .finish(&self.cur, line.raw.0, self.options.strict)?;
             self.state.start(name, Some(MetricType::Unknown));
         }
         let scratch = self.scratch.as_str();
@@ -477,77 +487,80 @@ impl<'a> OpenMetricsParser<'a> {
         let is_bucket = suffix == "_bucket";
         let is_quantile = metric_type == MetricType::Summary && suffix.is_empty();
         let is_created = suffix == "_created"
-            && matches!(metric_type, MetricType::Counter | MetricType::Summary | MetricType::Histogram);
+            && matches!(
+                metric_type,
+                MetricType::Counter | MetricType::Summary | MetricType::Histogram
+            );
         if !strict && !self.options.created_timestamps {
             return Ok(is_created && self.options.skip_created_series);
         }
 
         let mut le = None;
         if strict {
-        if metric_type == MetricType::StateSet && labels.get(&st.name).is_none() {
-            return Err(fail(Violation::StateSetMissingLabel(st.name.clone())));
-        }
-        if is_bucket {
-            let text = labels.get("le");
-            le = text.and_then(parse_float).filter(|v| !v.is_nan());
-            let canonical = match (le, text) {
-                (Some(v), Some(t)) if v.is_infinite() => t == "+Inf" || t == "-Inf",
-                (Some(_), _) => true,
-                _ => false,
-            };
-            if !canonical {
-                return Err(fail(Violation::InvalidLe(name.to_owned())));
+            if metric_type == MetricType::StateSet && labels.get(&st.name).is_none() {
+                return Err(fail(Violation::StateSetMissingLabel(st.name.clone())));
             }
-        }
-        if matches!(suffix, "_bucket" | "_count" | "_gcount")
-            && !(value.is_finite() && value.fract() == 0.0)
-        {
-            return Err(fail(Violation::NonIntegerCount(name.to_owned())));
-        }
-        if is_quantile {
-            let q = labels.get("quantile").and_then(parse_float);
-            if !q.is_some_and(|q| (0.0..=1.0).contains(&q)) {
-                return Err(fail(Violation::InvalidQuantile(name.to_owned())));
+            if is_bucket {
+                let text = labels.get("le");
+                le = text.and_then(parse_float).filter(|v| !v.is_nan());
+                let canonical = match (le, text) {
+                    (Some(v), Some(t)) if v.is_infinite() => t == "+Inf" || t == "-Inf",
+                    (Some(_), _) => true,
+                    _ => false,
+                };
+                if !canonical {
+                    return Err(fail(Violation::InvalidLe(name.to_owned())));
+                }
             }
-            if value < 0.0 {
-                return Err(fail(Violation::NegativeQuantileValue));
+            if matches!(suffix, "_bucket" | "_count" | "_gcount")
+                && !(value.is_finite() && value.fract() == 0.0)
+            {
+                return Err(fail(Violation::NonIntegerCount(name.to_owned())));
             }
-        }
-        match metric_type {
-            MetricType::StateSet if value != 0.0 && value != 1.0 => {
-                return Err(fail(Violation::StateSetValue(value)));
+            if is_quantile {
+                let q = labels.get("quantile").and_then(parse_float);
+                if !q.is_some_and(|q| (0.0..=1.0).contains(&q)) {
+                    return Err(fail(Violation::InvalidQuantile(name.to_owned())));
+                }
+                if value < 0.0 {
+                    return Err(fail(Violation::NegativeQuantileValue));
+                }
             }
-            MetricType::Info if value != 1.0 => return Err(fail(Violation::InfoValue(value))),
-            _ => {}
-        }
-        let counter_like = matches!(
-            suffix,
-            "_total" | "_sum" | "_count" | "_bucket" | "_gcount" | "_gsum"
-        );
-        if counter_like && (value.is_nan() || (value < 0.0 && suffix != "_gsum")) {
-            return Err(fail(Violation::InvalidCounterValue {
-                sample: name.to_owned(),
-                value,
-            }));
-        }
-        if line.exemplar.is_some() {
-            let allowed = match metric_type {
-                MetricType::Histogram | MetricType::GaugeHistogram => is_bucket,
-                MetricType::Counter => suffix == "_total",
-                _ => false,
-            };
-            if !allowed {
-                return Err(fail(Violation::ExemplarNotAllowed(name.to_owned())));
+            match metric_type {
+                MetricType::StateSet if value != 0.0 && value != 1.0 => {
+                    return Err(fail(Violation::StateSetValue(value)));
+                }
+                MetricType::Info if value != 1.0 => return Err(fail(Violation::InfoValue(value))),
+                _ => {}
             }
-            let ex_labels = Labels::new(&self.exemplar_labels, input, scratch);
-            let length: usize = ex_labels
-                .iter()
-                .map(|(n, v)| n.chars().count() + v.chars().count())
-                .sum();
-            if length > EXEMPLAR_MAX_CHARS {
-                return Err(fail(Violation::ExemplarTooLong(length)));
+            let counter_like = matches!(
+                suffix,
+                "_total" | "_sum" | "_count" | "_bucket" | "_gcount" | "_gsum"
+            );
+            if counter_like && (value.is_nan() || (value < 0.0 && suffix != "_gsum")) {
+                return Err(fail(Violation::InvalidCounterValue {
+                    sample: name.to_owned(),
+                    value,
+                }));
             }
-        }
+            if line.exemplar.is_some() {
+                let allowed = match metric_type {
+                    MetricType::Histogram | MetricType::GaugeHistogram => is_bucket,
+                    MetricType::Counter => suffix == "_total",
+                    _ => false,
+                };
+                if !allowed {
+                    return Err(fail(Violation::ExemplarNotAllowed(name.to_owned())));
+                }
+                let ex_labels = Labels::new(&self.exemplar_labels, input, scratch);
+                let length: usize = ex_labels
+                    .iter()
+                    .map(|(n, v)| n.chars().count() + v.chars().count())
+                    .sum();
+                if length > EXEMPLAR_MAX_CHARS {
+                    return Err(fail(Violation::ExemplarTooLong(length)));
+                }
+            }
         }
 
         // Metric (group) contiguity and timestamp order.
@@ -593,7 +606,12 @@ impl<'a> OpenMetricsParser<'a> {
         g.started = true;
         g.timestamp = ts;
 
-        if strict && matches!(metric_type, MetricType::Histogram | MetricType::GaugeHistogram) {
+        if strict
+            && matches!(
+                metric_type,
+                MetricType::Histogram | MetricType::GaugeHistogram
+            )
+        {
             let h = &mut st.histogram;
             if !same_group || h.timestamp != ts {
                 let previous = *h;

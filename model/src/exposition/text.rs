@@ -7,7 +7,7 @@
 
 use super::error::{ParseError, ParseErrorKind};
 use super::lex::{Cursor, LabelSpan, StrRef, find_duplicate, parse_float, parse_int};
-use super::{Entry, Labels, MetricType, Series};
+use super::{Entry, Labels, MetricType, Series, type_names};
 
 /// Pull parser for the Prometheus text format.
 ///
@@ -172,7 +172,7 @@ impl<'a> TextParser<'a> {
             Ok(Raw::Help { name, text })
         } else {
             let word = text.resolve(c.input, "").trim_end_matches([' ', '\t']);
-            let metric_type = MetricType::from_text_str(word).ok_or_else(|| {
+            let metric_type = type_names::parse_text(word).ok_or_else(|| {
                 c.error_at(
                     text.start,
                     ParseErrorKind::InvalidMetricType(word.to_owned()),

@@ -33,8 +33,8 @@
 
 use std::fmt::Write as _;
 
-use super::MetricType;
 use super::lex::{is_legacy_label_name, is_legacy_metric_name};
+use super::{MetricType, type_names};
 
 /// A metric family to write.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -114,7 +114,7 @@ pub fn write_text(out: &mut String, families: &[MetricFamily]) {
         out.push_str("# TYPE ");
         push_metadata_name(out, &family.name);
         out.push(' ');
-        out.push_str(family.metric_type.as_text_str());
+        out.push_str(type_names::text(family.metric_type));
         out.push('\n');
         for sample in &family.samples {
             push_series(out, &sample.name, &sample.labels);
@@ -146,7 +146,7 @@ pub fn write_openmetrics(out: &mut String, families: &[MetricFamily]) {
         out.push_str("# TYPE ");
         push_metadata_name(out, name);
         out.push(' ');
-        out.push_str(family.metric_type.as_openmetrics_str());
+        out.push_str(family.metric_type.as_str());
         out.push('\n');
         if let Some(unit) = family.unit.as_deref().filter(|u| !u.is_empty()) {
             out.push_str("# UNIT ");
@@ -439,15 +439,21 @@ mod tests {
             match e {
                 Entry::Help { name, text } => {
                     open(&mut out, name);
-                    out.last_mut().map(|f| f.help = Some(text.to_owned()));
+                    if let Some(f) = out.last_mut() {
+                        f.help = Some(text.to_owned());
+                    }
                 }
                 Entry::Type { name, metric_type } => {
                     open(&mut out, name);
-                    out.last_mut().map(|f| f.metric_type = metric_type);
+                    if let Some(f) = out.last_mut() {
+                        f.metric_type = metric_type;
+                    }
                 }
                 Entry::Unit { name, unit } => {
                     open(&mut out, name);
-                    out.last_mut().map(|f| f.unit = Some(unit.to_owned()));
+                    if let Some(f) = out.last_mut() {
+                        f.unit = Some(unit.to_owned());
+                    }
                 }
                 Entry::Series(s) => {
                     if out.is_empty() {
