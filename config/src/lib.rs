@@ -141,7 +141,7 @@ fn decode_error(error: &serde_saphyr::Error, origin: &Path, map: &SourceMap) -> 
         })
         .filter(|position| position.line > 0)
         .unwrap_or(Position { line: 1, column: 1 });
-    let message = serde_saphyr::DefaultMessageFormatter
+    let message = serde_saphyr::UserMessageFormatter
         .format_message(error.without_snippet())
         .into_owned();
     let about_container = message.starts_with("missing field");

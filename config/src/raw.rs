@@ -629,6 +629,8 @@ with_http_client_fields! {
         pub headers: Option<BTreeMap<String, String>>,
         /// `read_recent` (default false).
         pub read_recent: Option<bool>,
+        /// `chunked_read_limit`: largest streamed frame in bytes (default 50000000).
+        pub chunked_read_limit: Option<u64>,
         /// `filter_external_labels` (default true).
         pub filter_external_labels: Option<bool>,
     }
@@ -706,8 +708,8 @@ pub struct RawRetentionConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawExemplarsConfig {
-    /// `max_exemplars` (default 100000).
-    pub max_exemplars: Option<u64>,
+    /// `max_exemplars` (default 100000; 0 or less disables exemplar storage).
+    pub max_exemplars: Option<i64>,
 }
 
 /// `tracing`.

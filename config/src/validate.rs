@@ -103,8 +103,8 @@ impl<'a> Validator<'a> {
                 .and_then(|runtime| runtime.gogc)
                 .unwrap_or(DEFAULT_GOGC),
         };
-        let rule_files = self.file_list(raw.rule_files);
-        let scrape_config_files = self.file_list(raw.scrape_config_files);
+        let rule_files = self.glob_list("rule_files", raw.rule_files)?;
+        let scrape_config_files = self.glob_list("scrape_config_files", raw.scrape_config_files)?;
         if !scrape_config_files.is_empty() {
             self.warn(
                 "scrape_config_files",
@@ -217,6 +217,28 @@ impl<'a> Validator<'a> {
             .collect()
     }
 
+    /// `rule_files` / `scrape_config_files`: globs whose `*` may only appear in the last
+    /// path segment, as Prometheus requires.
+    fn glob_list(&self, path: &str, patterns: Option<Vec<String>>) -> Result<Vec<PathBuf>> {
+        static PATTERN: OnceLock<Option<Regex>> = OnceLock::new();
+        let pattern = PATTERN.get_or_init(|| Regex::new(r"^[^*]*(\*[^/]*)?$").ok());
+        let patterns = patterns.unwrap_or_default();
+        for (index, glob) in patterns.iter().enumerate() {
+            if !pattern
+                .as_ref()
+                .is_some_and(|pattern| pattern.is_match(glob))
+            {
+                return Err(self.error(
+                    &child_index(path, index),
+                    format!(
+                        "invalid file path {glob:?}: only the last path segment may contain a '*'"
+                    ),
+                ));
+            }
+        }
+        Ok(patterns.iter().map(|glob| self.file_path(glob)).collect())
+    }
+
     fn http_url(&self, path: &str, text: &str) -> Result<Url> {
         let url = Url::parse(text)
             .map_err(|error| self.error(path, format!("invalid URL {text:?}: {error}")))?;
@@ -284,6 +306,9 @@ impl<'a> Validator<'a> {
     }
 
     fn scrape_protocols(&self, path: &str, texts: &[String]) -> Result<Vec<ScrapeProtocol>> {
+        if texts.is_empty() {
+            return Err(self.error(path, "scrape_protocols cannot be empty"));
+        }
         let mut protocols = Vec::new();
         for (index, text) in texts.iter().enumerate() {
             let item = child_index(path, index);
@@ -483,11 +508,9 @@ impl<'a> Validator<'a> {
             .scrape_native_histograms
             .unwrap_or(global.scrape_native_histograms);
         let scrape_protocols = match raw.scrape_protocols.as_deref() {
-            Some(texts) if !texts.is_empty() => {
-                self.scrape_protocols(&field("scrape_protocols"), texts)?
-            }
-            _ => match &global.scrape_protocols {
-                Some(protocols) if !protocols.is_empty() => protocols.clone(),
+            Some(texts) => self.scrape_protocols(&field("scrape_protocols"), texts)?,
+            None => match &global.scrape_protocols {
+                Some(protocols) => protocols.clone(),
                 _ if scrape_native_histograms => ScrapeProtocol::DEFAULT_NATIVE_HISTOGRAMS.to_vec(),
                 _ => ScrapeProtocol::DEFAULT.to_vec(),
             },
@@ -499,19 +522,25 @@ impl<'a> Validator<'a> {
             .map(|text| self.scrape_protocol(&field("fallback_scrape_protocol"), text))
             .transpose()?;
 
-        let validation = self
-            .validation_scheme(
-                &field("metric_name_validation_scheme"),
-                raw.metric_name_validation_scheme.as_deref(),
-            )?
-            .unwrap_or(global.metric_name_validation_scheme);
-        let escaping = self
-            .escaping_scheme(
-                &field("metric_name_escaping_scheme"),
-                raw.metric_name_escaping_scheme.as_deref(),
-            )?
-            .or(global.metric_name_escaping_scheme)
-            .unwrap_or_else(|| validation.default_escaping());
+        let own_validation = self.validation_scheme(
+            &field("metric_name_validation_scheme"),
+            raw.metric_name_validation_scheme.as_deref(),
+        )?;
+        let validation = own_validation.unwrap_or(global.metric_name_validation_scheme);
+        // Like Prometheus: an unset escaping scheme follows the job's own validation
+        // scheme when the job sets one, so that a job asking only for `legacy` does not
+        // inherit the global `allow-utf-8`; otherwise it follows the global settings.
+        let own_escaping = self.escaping_scheme(
+            &field("metric_name_escaping_scheme"),
+            raw.metric_name_escaping_scheme.as_deref(),
+        )?;
+        let escaping = match (own_escaping, own_validation) {
+            (Some(escaping), _) => escaping,
+            (None, Some(own)) => own.default_escaping(),
+            (None, None) => global
+                .metric_name_escaping_scheme
+                .unwrap_or_else(|| global.metric_name_validation_scheme.default_escaping()),
+        };
         if escaping == EscapingScheme::AllowUtf8 && validation != ValidationScheme::Utf8 {
             let at = if raw.metric_name_escaping_scheme.is_some() {
                 field("metric_name_escaping_scheme")
@@ -577,6 +606,7 @@ impl<'a> Validator<'a> {
                 http_sd_configs: raw.http_sd_configs.as_deref(),
                 plugin_sd_configs: raw.plugin_sd_configs.as_deref(),
                 unsupported: raw.unsupported_discovery(),
+                check_target_addresses: raw.relabel_configs.as_ref().is_none_or(Vec::is_empty),
             },
             validation,
             plugins,
@@ -647,9 +677,12 @@ impl<'a> Validator<'a> {
         let static_path = child_key(path, "static_configs");
         for (index, raw) in fields.static_configs.unwrap_or_default().iter().enumerate() {
             let item = child_index(&static_path, index);
-            discovery
-                .static_configs
-                .push(self.static_config(&item, raw, scheme)?);
+            discovery.static_configs.push(self.static_config(
+                &item,
+                raw,
+                scheme,
+                fields.check_target_addresses,
+            )?);
         }
         let file_path = child_key(path, "file_sd_configs");
         for (index, raw) in fields
@@ -761,10 +794,11 @@ impl<'a> Validator<'a> {
         path: &str,
         raw: &RawStaticConfig,
         scheme: ValidationScheme,
+        check_addresses: bool,
     ) -> Result<StaticConfig> {
         let targets = raw.targets.clone().unwrap_or_default();
         let targets_path = child_key(path, "targets");
-        for (index, target) in targets.iter().enumerate() {
+        for (index, target) in targets.iter().enumerate().filter(|_| check_addresses) {
             // Prometheus's CheckTargetAddress: an address is host[:port], never a URL path.
             if target.contains('/') {
                 return Err(self.error(
@@ -1185,7 +1219,11 @@ impl<'a> Validator<'a> {
             let names: Vec<&str> = methods.iter().map(|(name, _)| *name).collect();
             return Err(self.error(
                 &child_key(path, configured[1]),
-                format!("at most one of {} must be configured", names.join(", ")),
+                format!(
+                    "at most one of {} must be configured, found {}",
+                    names.join(", "),
+                    configured.join(" and ")
+                ),
             ));
         }
         Ok(())
@@ -1198,6 +1236,12 @@ impl<'a> Validator<'a> {
     ) -> Result<BTreeMap<String, String>> {
         let headers = headers.unwrap_or_default();
         for name in headers.keys() {
+            if name.eq_ignore_ascii_case("authorization") {
+                return Err(self.error(
+                    &child_key(path, name),
+                    "authorization header must be changed via the basic_auth, authorization, oauth2, sigv4, azuread or google_iam parameter",
+                ));
+            }
             if RESERVED_REMOTE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
                 return Err(self.error(
                     &child_key(path, name),
@@ -1262,6 +1306,7 @@ impl<'a> Validator<'a> {
                     http_sd_configs: raw.http_sd_configs.as_deref(),
                     plugin_sd_configs: raw.plugin_sd_configs.as_deref(),
                     unsupported: raw.unsupported_discovery(),
+                    check_target_addresses: raw.relabel_configs.as_ref().is_none_or(Vec::is_empty),
                 },
                 scheme,
                 plugins,
@@ -1506,6 +1551,10 @@ impl<'a> Validator<'a> {
                 )?,
                 headers: self.remote_headers(&field("headers"), raw.headers.clone())?,
                 read_recent: raw.read_recent.unwrap_or(false),
+                chunked_read_limit: raw
+                    .chunked_read_limit
+                    .filter(|limit| *limit != 0)
+                    .unwrap_or(DEFAULT_CHUNKED_READ_LIMIT),
                 filter_external_labels: raw.filter_external_labels.unwrap_or(true),
                 http_client: self.http_client(&path, raw.http_client(), true)?,
             });
@@ -1691,6 +1740,22 @@ impl<'a> Validator<'a> {
         let Some(endpoint) = raw.endpoint.clone().filter(|e| !e.is_empty()) else {
             return Err(self.error(&field("endpoint"), "tracing endpoint must be set"));
         };
+        let headers = raw.headers.unwrap_or_default();
+        for name in headers.keys() {
+            let header_path = child_key(&field("headers"), name);
+            if name.eq_ignore_ascii_case("authorization") {
+                return Err(self.error(
+                    &header_path,
+                    "custom authorization header configuration is not yet supported",
+                ));
+            }
+            if RESERVED_REMOTE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(self.error(
+                    &header_path,
+                    format!("{name} is a reserved header. It must not be changed"),
+                ));
+            }
+        }
         let sampling_fraction = raw.sampling_fraction.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&sampling_fraction) {
             return Err(self.error(
@@ -1713,9 +1778,9 @@ impl<'a> Validator<'a> {
             endpoint,
             sampling_fraction,
             insecure: raw.insecure.unwrap_or(false),
-            headers: raw.headers.unwrap_or_default(),
+            headers,
             gzip_compression,
-            timeout: self.positive_duration(
+            timeout: self.interval(
                 &field("timeout"),
                 raw.timeout.as_deref(),
                 DEFAULT_TRACING_TIMEOUT,
@@ -1835,6 +1900,9 @@ struct DiscoveryFields<'r> {
     http_sd_configs: Option<&'r [RawHttpSdConfig]>,
     plugin_sd_configs: Option<&'r [RawPluginSdConfig]>,
     unsupported: Vec<(&'static str, &'r [Opaque])>,
+    /// Prometheus rejects URL-like static targets only when no relabelling could turn
+    /// them into addresses.
+    check_target_addresses: bool,
 }
 
 fn timeout_message(timeout: Duration, interval: Duration) -> String {

@@ -36,7 +36,9 @@ pub const DEFAULT_REMOTE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `remote_read[].remote_timeout`.
 pub const DEFAULT_REMOTE_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `storage.exemplars.max_exemplars`.
-pub const DEFAULT_MAX_EXEMPLARS: u64 = 100_000;
+pub const DEFAULT_MAX_EXEMPLARS: i64 = 100_000;
+/// Default `remote_read[].chunked_read_limit`: 50 MB frames, about 100k XOR chunks.
+pub const DEFAULT_CHUNKED_READ_LIMIT: u64 = 50_000_000;
 /// Default `tracing.timeout`.
 pub const DEFAULT_TRACING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `plugins[].limits.memory` (Ember): 64 MiB of linear memory.
@@ -719,6 +721,8 @@ pub struct RemoteReadConfig {
     pub headers: BTreeMap<String, String>,
     /// Query even ranges local storage covers (false).
     pub read_recent: bool,
+    /// Largest frame of a streamed response, in bytes (50000000).
+    pub chunked_read_limit: u64,
     /// Add external labels as matchers (true).
     pub filter_external_labels: bool,
     /// HTTP client settings.
@@ -841,8 +845,8 @@ pub struct RetentionConfig {
 /// `storage.exemplars`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExemplarsConfig {
-    /// Size of the exemplar ring buffer (100000).
-    pub max_exemplars: u64,
+    /// Size of the exemplar ring buffer (100000); 0 or less disables exemplar storage.
+    pub max_exemplars: i64,
 }
 
 impl Default for ExemplarsConfig {

@@ -104,6 +104,61 @@ fn native_histograms_change_the_default_protocols() {
 }
 
 #[test]
+fn escaping_scheme_follows_prometheus_inference() {
+    let config = parse_str(
+        "global:
+  metric_name_escaping_scheme: dots
+scrape_configs:
+  - job_name: inherits-global
+  - job_name: own-legacy
+    metric_name_validation_scheme: legacy
+  - job_name: own-utf8
+    metric_name_validation_scheme: utf8
+  - job_name: explicit
+    metric_name_escaping_scheme: values
+",
+    )
+    .expect("valid");
+    let escaping: Vec<EscapingScheme> = config
+        .scrape_configs
+        .iter()
+        .map(|job| job.metric_name_escaping_scheme)
+        .collect();
+    assert_eq!(
+        escaping,
+        [
+            EscapingScheme::Dots,
+            EscapingScheme::Underscores,
+            EscapingScheme::AllowUtf8,
+            EscapingScheme::Values
+        ]
+    );
+    let legacy_global = parse_str(
+        "global:\n  metric_name_validation_scheme: legacy\nscrape_configs:\n  - job_name: a\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        legacy_global.scrape_configs[0].metric_name_escaping_scheme,
+        EscapingScheme::Underscores
+    );
+    assert_eq!(
+        legacy_global.scrape_configs[0].metric_name_validation_scheme,
+        ValidationScheme::Legacy
+    );
+}
+
+#[test]
+fn url_targets_are_allowed_when_relabelling_can_fix_them() {
+    let config = fixture("blackbox.good.yml");
+    let job = &config.scrape_configs[0];
+    assert_eq!(
+        job.service_discovery.static_configs[0].targets[0],
+        "https://example.org"
+    );
+    assert_eq!(job.params["module"], ["http_2xx"]);
+}
+
+#[test]
 fn comprehensive_global_section() {
     let config = fixture("comprehensive.good.yml");
     let global = &config.global;
