@@ -6,16 +6,25 @@
 //! * [`TextParser`]: the Prometheus text format 0.0.4 (and 1.0.0, which
 //!   only adds quoted UTF-8 names, also accepted here);
 //! * [`OpenMetricsParser`]: OpenMetrics 1.0 text, validated as strictly as
-//!   the upstream conformance suite demands;
+//!   the upstream conformance suite demands, or as leniently as Prometheus
+//!   scrapes ([`OpenMetricsOptions::prometheus_compatible`]);
 //! * [`ProtobufParser`]: varint-delimited `io.prometheus.client.MetricFamily`
 //!   messages ([`proto`] holds the message types).
 //!
 //! The parsers are *pull* parsers over a borrowed byte slice: each call to
-//! `next` returns the next [`Entry`], which borrows from the input or from
-//! a scratch buffer inside the parser. Nothing is allocated per sample once
-//! the parser's buffers have grown to the size of the largest line, and
+//! `next_entry` returns the next [`Entry`], which borrows from the input or
+//! from a scratch buffer inside the parser (label values are unescaped into
+//! it only when they contain escapes). The text parsers allocate nothing per
+//! sample once their buffers have grown to the largest line (strict
+//! OpenMetrics validation adds a few allocations per metric *family*); the
+//! protobuf parser allocates what `prost` needs to decode each message.
 //! [`Series::raw`] gives a stable byte key for the series so a scrape loop
 //! can skip label handling for series it has seen before.
+//!
+//! The input is validated as UTF-8 once, up front; an invalid byte is
+//! reported as [`ParseErrorKind::InvalidUtf8`] on its line when the parser
+//! reaches it. Parsers are plain values: `Send`, not shared between threads,
+//! and each [`Entry`] borrows the parser until the next call.
 //!
 //! [`negotiation`] builds the `Accept` header and picks a [`Format`] from a
 //! response's `Content-Type`; [`writer`] renders owned [`MetricFamily`]
@@ -160,7 +169,8 @@ pub struct Series<'p> {
     pub created_timestamp_ms: Option<i64>,
     /// The series as written (name and labels, escapes and all): equal
     /// bytes mean an equal series within one format, so it is a cheap
-    /// cache key. For protobuf it is a canonical text rendering.
+    /// cache key. For protobuf it is a canonical binary rendering of the
+    /// name and labels (separated by bytes that never occur in UTF-8).
     pub raw: &'p [u8],
 }
 

@@ -355,3 +355,192 @@ fn text_to_openmetrics_and_back() {
         );
     }
 }
+
+/// The text exposition converted to protobuf messages (the way client
+/// libraries would send it) parses back to the same samples.
+#[test]
+fn protobuf_form_of_the_text_exposition() {
+    use ember_model::exposition::ProtobufParser;
+    use ember_model::exposition::proto::{self, LabelPair};
+    use prost::Message;
+
+    let Some(dir) = conformance_dir("exposition") else {
+        return;
+    };
+    let input = std::fs::read(dir.join("alltypes.237mfs.prom.txt")).expect("file");
+    let text = parse_text(&input).expect("valid");
+
+    // Group the text samples into families by their TYPE lines.
+    let mut families: Vec<(String, MetricType, Vec<Owned>)> = Vec::new();
+    let mut p = TextParser::new(&input);
+    loop {
+        match p.next_entry().expect("valid") {
+            Entry::Type { name, metric_type } => {
+                families.push((name.to_owned(), metric_type, Vec::new()))
+            }
+            Entry::Series(s) => families.last_mut().expect("typed").2.push(Owned {
+                name: s.name.to_owned(),
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+                value: s.value,
+                timestamp_ms: s.timestamp_ms,
+            }),
+            Entry::EndOfFile => break,
+            _ => {}
+        }
+    }
+
+    let pairs = |labels: &[(String, String)], skip: &str| -> Vec<LabelPair> {
+        labels
+            .iter()
+            .filter(|(n, _)| n != skip)
+            .map(|(n, v)| LabelPair {
+                name: n.clone(),
+                value: v.clone(),
+            })
+            .collect()
+    };
+    let mut bytes = Vec::new();
+    for (name, metric_type, samples) in &families {
+        let mut family = proto::MetricFamily {
+            name: name.clone(),
+            ..Default::default()
+        };
+        match metric_type {
+            MetricType::Counter | MetricType::Gauge | MetricType::Unknown => {
+                family.r#type = match metric_type {
+                    MetricType::Counter => proto::MetricType::Counter,
+                    MetricType::Gauge => proto::MetricType::Gauge,
+                    _ => proto::MetricType::Untyped,
+                } as i32;
+                for s in samples {
+                    let mut m = proto::Metric {
+                        label: pairs(&s.labels, ""),
+                        ..Default::default()
+                    };
+                    match metric_type {
+                        MetricType::Counter => {
+                            m.counter = Some(proto::Counter {
+                                value: s.value,
+                                ..Default::default()
+                            })
+                        }
+                        MetricType::Gauge => m.gauge = Some(proto::Gauge { value: s.value }),
+                        _ => m.untyped = Some(proto::Untyped { value: s.value }),
+                    }
+                    family.metric.push(m);
+                }
+            }
+            MetricType::Summary | MetricType::Histogram => {
+                let summary = *metric_type == MetricType::Summary;
+                family.r#type = if summary {
+                    proto::MetricType::Summary
+                } else {
+                    proto::MetricType::Histogram
+                } as i32;
+                let special = if summary { "quantile" } else { "le" };
+                for s in samples {
+                    let key = pairs(&s.labels, special);
+                    if family.metric.last().is_none_or(|m| m.label != key) {
+                        family.metric.push(proto::Metric {
+                            label: key,
+                            summary: summary.then(proto::Summary::default),
+                            histogram: (!summary).then(proto::Histogram::default),
+                            ..Default::default()
+                        });
+                    }
+                    let m = family.metric.last_mut().expect("pushed");
+                    let bound = s
+                        .labels
+                        .iter()
+                        .find(|(n, _)| n == special)
+                        .map(|(_, v)| v.parse::<f64>());
+                    let suffix = &s.name[name.len()..];
+                    if let Some(sm) = m.summary.as_mut() {
+                        match (suffix, bound) {
+                            ("_sum", _) => sm.sample_sum = s.value,
+                            ("_count", _) => sm.sample_count = s.value as u64,
+                            (_, Some(Ok(q))) => sm.quantile.push(proto::Quantile {
+                                quantile: q,
+                                value: s.value,
+                            }),
+                            other => panic!("unexpected summary sample {other:?}"),
+                        }
+                    } else if let Some(h) = m.histogram.as_mut() {
+                        match (suffix, bound) {
+                            ("_sum", _) => h.sample_sum = s.value,
+                            ("_count", _) => h.sample_count = s.value as u64,
+                            ("_bucket", Some(le)) => h.bucket.push(proto::Bucket {
+                                cumulative_count: s.value as u64,
+                                upper_bound: if s
+                                    .labels
+                                    .iter()
+                                    .any(|(n, v)| n == "le" && v == "+Inf")
+                                {
+                                    f64::INFINITY
+                                } else {
+                                    le.expect("numeric le")
+                                },
+                                ..Default::default()
+                            }),
+                            other => panic!("unexpected histogram sample {other:?}"),
+                        }
+                    }
+                }
+            }
+            other => panic!("type {other:?} cannot occur in the text format"),
+        }
+        family.encode_length_delimited(&mut bytes).expect("encodes");
+    }
+
+    let mut from_proto = Vec::new();
+    let mut p = ProtobufParser::new(&bytes);
+    let mut types = 0;
+    loop {
+        match p.next_entry().expect("valid protobuf") {
+            Entry::Type { .. } => types += 1,
+            Entry::Series(s) => from_proto.push(Owned {
+                name: s.name.to_owned(),
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+                value: s.value,
+                timestamp_ms: s.timestamp_ms,
+            }),
+            Entry::EndOfFile => break,
+            _ => {}
+        }
+    }
+    assert_eq!(types, 237);
+
+    // Protobuf spells `le`/`quantile` like OpenMetrics ("1.0") and puts
+    // `_count` and `_sum` first: compare canonical, sorted forms.
+    let canonical = |samples: &[Owned]| -> Vec<String> {
+        let mut out: Vec<String> = samples
+            .iter()
+            .map(|s| {
+                let mut labels: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|(n, v)| match n.as_str() {
+                        "le" | "quantile" => {
+                            format!("{n}={:?}", v.parse::<f64>().unwrap_or(f64::INFINITY))
+                        }
+                        _ => format!("{n}={v:?}"),
+                    })
+                    .collect();
+                labels.sort();
+                format!("{}{{{}}} {:?}", s.name, labels.join(","), s.value)
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(from_proto.len(), text.samples.len());
+    assert_eq!(canonical(&from_proto), canonical(&text.samples));
+}

@@ -244,7 +244,8 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Scans up to (not including) the next byte in `stops`, or end of input.
+    /// Scans up to (not including) the next blank, tab or newline, or the
+    /// end of input.
     #[inline]
     pub fn scan_until_blank(&mut self) -> StrRef {
         let start = self.pos;

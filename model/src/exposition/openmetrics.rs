@@ -1014,3 +1014,149 @@ fn parse_labels(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Renders every entry as a comparable string.
+    fn entries(input: &str, options: OpenMetricsOptions) -> Result<Vec<String>, ParseError> {
+        let mut p = OpenMetricsParser::with_options(input.as_bytes(), options);
+        let mut out = Vec::new();
+        loop {
+            match p.next_entry()? {
+                Entry::EndOfFile => return Ok(out),
+                Entry::Series(s) => {
+                    let labels: Vec<String> =
+                        s.labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+                    let mut line = format!("{}{{{}}} {}", s.name, labels.join(","), s.value);
+                    if let Some(ts) = s.timestamp_ms {
+                        line.push_str(&format!(" @{ts}"));
+                    }
+                    if let Some(ct) = s.created_timestamp_ms {
+                        line.push_str(&format!(" ct={ct}"));
+                    }
+                    if let Some(e) = s.exemplar {
+                        let l: Vec<String> =
+                            e.labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+                        line.push_str(&format!(
+                            " # {{{}}} {} {:?}",
+                            l.join(","),
+                            e.value,
+                            e.timestamp_ms
+                        ));
+                    }
+                    out.push(line);
+                }
+                Entry::Help { name, text } => out.push(format!("HELP {name} {text:?}")),
+                Entry::Type { name, metric_type } => out.push(format!("TYPE {name} {metric_type}")),
+                Entry::Unit { name, unit } => out.push(format!("UNIT {name} {unit}")),
+                Entry::Comment(c) => out.push(format!("COMMENT {c}")),
+            }
+        }
+    }
+
+    fn strict(input: &str) -> Result<Vec<String>, ParseError> {
+        entries(input, OpenMetricsOptions::default())
+    }
+
+    #[test]
+    fn timestamps_exemplars_and_metadata() {
+        let got = strict(
+            "# TYPE a counter\n# UNIT a \n# HELP a x\\\"y\\\\z\\n\n\
+             a_total{b=\"c\"} 1 1.5 # {trace_id=\"t\"} 0.5 2.25\n\
+             a_total{b=\"d\"} 2 # {} 3\n# EOF\n",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                "TYPE a counter",
+                "UNIT a ",
+                r#"HELP a "x\"y\\z\n""#,
+                r#"a_total{b="c"} 1 @1500 # {trace_id="t"} 0.5 Some(2250)"#,
+                r#"a_total{b="d"} 2 # {} 3 None"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn created_timestamps_are_looked_up_and_skipped() {
+        let input = "# TYPE h histogram\n\
+                     h_bucket{x=\"1\",le=\"1.0\"} 1\nh_bucket{x=\"1\",le=\"+Inf\"} 2\n\
+                     h_count{x=\"1\"} 2\nh_sum{x=\"1\"} 3\nh_created{x=\"1\"} 100.5\n\
+                     h_bucket{x=\"2\",le=\"+Inf\"} 0\nh_count{x=\"2\"} 0\nh_sum{x=\"2\"} 0\n\
+                     # TYPE c counter\nc_total 1\nc_created 7\n# EOF\n";
+        let options = OpenMetricsOptions {
+            created_timestamps: true,
+            skip_created_series: true,
+            strict: true,
+        };
+        let got = entries(input, options).unwrap();
+        assert_eq!(
+            got,
+            [
+                "TYPE h histogram",
+                r#"h_bucket{x="1",le="1.0"} 1 ct=100500"#,
+                r#"h_bucket{x="1",le="+Inf"} 2 ct=100500"#,
+                r#"h_count{x="1"} 2 ct=100500"#,
+                r#"h_sum{x="1"} 3 ct=100500"#,
+                r#"h_bucket{x="2",le="+Inf"} 0"#,
+                r#"h_count{x="2"} 0"#,
+                r#"h_sum{x="2"} 0"#,
+                "TYPE c counter",
+                "c_total{} 1 ct=7000",
+            ]
+        );
+        // Without the options `_created` is an ordinary sample.
+        let plain = strict(input).unwrap();
+        assert!(plain.contains(&r#"h_created{x="1"} 100.5"#.to_owned()));
+    }
+
+    #[test]
+    fn quoted_utf8_names() {
+        let got = strict("# TYPE \"a.b\" gauge\n{\"a.b\",\"c.d\"=\"e\"} 1\n# EOF\n").unwrap();
+        assert_eq!(got, ["TYPE a.b gauge", r#"a.b{c.d="e"} 1"#]);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = strict("a 1\nb 2\n\n# EOF\n").unwrap_err();
+        assert_eq!((e.line, e.kind), (3, ParseErrorKind::BlankLine));
+        let e = strict("a 1\nb{c=\"d\"}  2\n# EOF\n").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 10));
+        assert_eq!(
+            e.to_string(),
+            "line 2, column 10: expected value, got \" \""
+        );
+        let e = strict("# TYPE a histogram\na_bucket{le=\"1\"} 1\n# EOF\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(matches!(
+            e.kind,
+            ParseErrorKind::Violation(Violation::Histogram {
+                problem: HistogramProblem::MissingInfBucket,
+                ..
+            })
+        ));
+        let e = strict("a 1\n# EOF\n\n").unwrap_err();
+        assert_eq!((e.line, e.kind), (3, ParseErrorKind::DataAfterEof));
+        let e = strict("a 1\n").unwrap_err();
+        assert_eq!((e.line, e.kind), (2, ParseErrorKind::MissingEof));
+    }
+
+    #[test]
+    fn compatible_mode_keeps_grammar_but_not_family_rules() {
+        let lenient = OpenMetricsOptions::prometheus_compatible();
+        // Negative buckets with `_sum`, repeated metadata, interleaving.
+        let input = "# TYPE a histogram\n# TYPE a histogram\n\
+                     a_bucket{le=\"-1.0\"} 1\na_bucket{le=\"+Inf\"} 2\na_sum -3\na_count 2\n\
+                     # TYPE g gauge\ng{x=\"1\"} 1\ng{x=\"2\"} 1\ng{x=\"1\"} 2\n# EOF\n";
+        assert!(strict(input).is_err());
+        assert_eq!(entries(input, lenient).unwrap().len(), 10);
+        // The grammar still applies.
+        assert!(entries("a  1\n# EOF\n", lenient).is_err());
+        assert!(entries("a 1\n", lenient).is_err());
+        // As does the unit suffix rule, which Prometheus also checks.
+        assert!(entries("# UNIT a_ms seconds\n# EOF\n", lenient).is_err());
+    }
+}
