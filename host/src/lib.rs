@@ -26,6 +26,7 @@ pub mod check;
 pub mod cli;
 pub mod http_client;
 pub mod logging;
+pub mod relabel;
 pub mod reload;
 pub mod self_metrics;
 pub mod server;
