@@ -52,7 +52,10 @@ fn batch_samples(b: u64) -> Vec<RefSample> {
 
 fn batch_labels(b: u64) -> Vec<(String, String)> {
     vec![
-        ("__name__".to_owned(), "node_network_receive_bytes_total".to_owned()),
+        (
+            "__name__".to_owned(),
+            "node_network_receive_bytes_total".to_owned(),
+        ),
         ("device".to_owned(), format!("eth{b}")),
         ("instance".to_owned(), "host-1:9100".to_owned()),
     ]
@@ -90,7 +93,10 @@ fn replay(dir: &Path) -> Vec<Replayed> {
                 decode_series(record, &mut series).expect("series record");
                 let b = series[0].series_ref;
                 let expected = batch_labels(b);
-                let expected: Vec<(&str, &str)> = expected.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let expected: Vec<(&str, &str)> = expected
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
                 assert_eq!(series[0].labels, expected);
                 b
             }
@@ -128,7 +134,10 @@ fn generate_fixtures() {
     let mut wal = Wal::open(&valid, options()).expect("open");
     for b in 0..BATCHES {
         let labels = batch_labels(b);
-        let pairs: Vec<(&str, &str)> = labels.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         let samples = batch_samples(b);
         wal.log(&[
             Record::Series(&[RefSeries {
@@ -146,7 +155,10 @@ fn generate_fixtures() {
     let last_segment = records.last().expect("records").segment;
     let last_path = valid.join(format!("{last_segment:08}"));
     let last_bytes = fs::read(&last_path).expect("last segment");
-    let in_last: Vec<&Replayed> = records.iter().filter(|r| r.segment == last_segment).collect();
+    let in_last: Vec<&Replayed> = records
+        .iter()
+        .filter(|r| r.segment == last_segment)
+        .collect();
     assert!(in_last.len() >= 6, "the last segment needs several records");
 
     // Torn tail: cut the last segment inside a samples record that crosses
@@ -209,7 +221,9 @@ fn valid_fixture_replays_everything() {
 fn torn_tail_fixture_is_truncated_at_the_torn_record() {
     let valid = replay(copy_fixture("valid").path());
     let dir = copy_fixture("torn_tail");
-    let torn_len = fs::metadata(dir.path().join("00000002")).expect("segment").len();
+    let torn_len = fs::metadata(dir.path().join("00000002"))
+        .expect("segment")
+        .len();
     // The torn record is the last one starting before the cut.
     let torn_index = valid
         .iter()
@@ -233,8 +247,12 @@ fn torn_tail_fixture_is_truncated_at_the_torn_record() {
 fn bad_crc_fixture_is_truncated_at_the_damaged_record() {
     let valid = replay(copy_fixture("valid").path());
     let dir = copy_fixture("bad_crc");
-    let segment_len = fs::metadata(dir.path().join("00000002")).expect("segment").len();
-    let in_last: Vec<usize> = (0..valid.len()).filter(|&i| valid[i].segment == 2).collect();
+    let segment_len = fs::metadata(dir.path().join("00000002"))
+        .expect("segment")
+        .len();
+    let in_last: Vec<usize> = (0..valid.len())
+        .filter(|&i| valid[i].segment == 2)
+        .collect();
     let damaged_index = in_last[in_last.len() / 2];
     let damaged = &valid[damaged_index];
 
