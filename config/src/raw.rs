@@ -93,6 +93,33 @@ macro_rules! with_discovery_and_http_client_fields {
         pub struct $name:ident {
             $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty, )*
         }
+    ) => {
+        // Every discovery mechanism of Prometheus 3 that Ember does not implement; the
+        // registry is shared by scrape configs and Alertmanager configs, as upstream.
+        with_discovery_and_http_client_fields! {
+            @expand
+            $(#[$meta])*
+            pub struct $name {
+                $( $(#[$field_meta])* pub $field: $ty, )*
+            }
+            unsupported: [
+                aws_sd_configs, azure_sd_configs, consul_sd_configs, digitalocean_sd_configs,
+                docker_sd_configs, dockerswarm_sd_configs, dns_sd_configs, ec2_sd_configs,
+                eureka_sd_configs, gce_sd_configs, hetzner_sd_configs, ionos_sd_configs,
+                kubernetes_sd_configs, kuma_sd_configs, lightsail_sd_configs, linode_sd_configs,
+                marathon_sd_configs, nerve_sd_configs, nomad_sd_configs, oci_sd_configs,
+                openstack_sd_configs, outscale_sd_configs, ovhcloud_sd_configs,
+                puppetdb_sd_configs, scaleway_sd_configs, serverset_sd_configs,
+                stackit_sd_configs, triton_sd_configs, uyuni_sd_configs, vultr_sd_configs,
+            ]
+        }
+    };
+    (
+        @expand
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty, )*
+        }
         unsupported: [ $( $sd:ident ),* $(,)? ]
     ) => {
         with_http_client_fields! {
@@ -282,16 +309,6 @@ with_discovery_and_http_client_fields! {
         /// `extra_scrape_metrics` (default: global).
         pub extra_scrape_metrics: Option<bool>,
     }
-    unsupported: [
-        aws_sd_configs, azure_sd_configs, consul_sd_configs, digitalocean_sd_configs,
-        docker_sd_configs, dockerswarm_sd_configs, dns_sd_configs, ec2_sd_configs,
-        eureka_sd_configs, gce_sd_configs, hetzner_sd_configs, ionos_sd_configs,
-        kubernetes_sd_configs, kuma_sd_configs, lightsail_sd_configs, linode_sd_configs,
-        marathon_sd_configs, nerve_sd_configs, nomad_sd_configs, oci_sd_configs,
-        openstack_sd_configs, outscale_sd_configs, ovhcloud_sd_configs, puppetdb_sd_configs,
-        scaleway_sd_configs, serverset_sd_configs, stackit_sd_configs, triton_sd_configs,
-        uyuni_sd_configs, vultr_sd_configs,
-    ]
 }
 
 /// The `<http_config>` fields of a section, gathered by the section's `http_client()`.
@@ -528,16 +545,6 @@ with_discovery_and_http_client_fields! {
         /// `alert_relabel_configs`: per-Alertmanager alert relabelling.
         pub alert_relabel_configs: Option<Vec<RawRelabelConfig>>,
     }
-    unsupported: [
-        aws_sd_configs, azure_sd_configs, consul_sd_configs, digitalocean_sd_configs,
-        docker_sd_configs, dockerswarm_sd_configs, dns_sd_configs, ec2_sd_configs,
-        eureka_sd_configs, gce_sd_configs, hetzner_sd_configs, ionos_sd_configs,
-        kubernetes_sd_configs, kuma_sd_configs, lightsail_sd_configs, linode_sd_configs,
-        marathon_sd_configs, nerve_sd_configs, nomad_sd_configs, oci_sd_configs,
-        openstack_sd_configs, outscale_sd_configs, ovhcloud_sd_configs, puppetdb_sd_configs,
-        scaleway_sd_configs, serverset_sd_configs, stackit_sd_configs, triton_sd_configs,
-        uyuni_sd_configs, vultr_sd_configs,
-    ]
 }
 
 with_http_client_fields! {

@@ -168,6 +168,10 @@ impl ScrapeProtocol {
 }
 
 /// The whole validated configuration.
+///
+/// A `Config` is plain owned data (`Send + Sync`) and is never modified after loading:
+/// share one behind an `Arc` and replace it wholesale on reload, comparing with `==` to
+/// skip reloads that change nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `global`.

@@ -795,3 +795,30 @@ fn configs_in_the_prometheus_reference_docs_load() {
     );
     eprintln!("{checked} reference configurations loaded");
 }
+
+#[test]
+fn config_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Config>();
+    assert_send_sync::<ConfigError>();
+}
+
+#[test]
+fn anchors_aliases_and_merge_keys_are_resolved() {
+    let config = fixture("anchors.good.yml");
+    let canary = config.scrape_config("node-canary").expect("merged job");
+    assert_eq!(canary.scrape_interval, secs(30), "merged from the anchor");
+    assert!(canary.http_client.tls.insecure_skip_verify);
+    assert_eq!(
+        canary.service_discovery.static_configs[0].targets,
+        ["canary-1:9100"]
+    );
+    assert!(
+        config
+            .scrape_config("api")
+            .expect("job")
+            .http_client
+            .tls
+            .insecure_skip_verify
+    );
+}
