@@ -32,12 +32,20 @@
 //!
 //! # Encoding
 //!
-//! The buffer is `uvarint(count)` followed by `count` entries of
-//! `uvarint(len(name)) name uvarint(len(value)) value`, entries sorted by name
-//! (bytewise, which for UTF-8 is code-point order, the order Go's string
-//! comparison gives). The encoding is canonical: two label sets are equal iff
+//! ```text
+//! uvarint(count) uvarint(L)                       header
+//! uvarint(len(name₀)) uvarint(len(value₀)) ...   lengths, L bytes
+//! name₀ 0xff value₀ 0xff name₁ 0xff value₁ 0xff  records
+//! ```
+//!
+//! Entries are sorted by name (bytewise, which for UTF-8 is code-point
+//! order, the order Go's string comparison gives). The records region is
+//! byte for byte the input of Prometheus's `Labels.Hash` (`0xff` never
+//! occurs in UTF-8), so [`Labels::hash`] is one xxHash64 call over a slice
+//! with no copying; the separate lengths keep lookups from scanning for
+//! separators. The encoding is canonical: two label sets are equal iff
 //! their buffers are equal, which makes [`Eq`] and [`Hash`] a memcmp and a
-//! byte hash. The encoding is private and may change; it is never persisted.
+//! byte hash. It is private and may change; it is never persisted.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -114,23 +122,25 @@ impl Labels {
 
     /// Encodes pairs that are already sorted by name and unique.
     ///
-    /// The iterator is walked twice (size, then bytes) so the buffer is
+    /// The iterator is walked twice (sizes, then bytes) so the buffer is
     /// allocated exactly once at its final size.
     fn from_sorted_unique<'a, I>(pairs: I) -> Self
     where
         I: Iterator<Item = (&'a str, &'a str)> + Clone,
     {
         let mut count = 0usize;
-        let mut size = 0usize;
+        let mut lengths_size = 0usize;
+        let mut records_size = 0usize;
         for (name, value) in pairs.clone() {
-            debug_assert!(count == 0 || size > 0);
             count += 1;
-            size += uvarint_len(name.len()) + name.len() + uvarint_len(value.len()) + value.len();
+            lengths_size += uvarint_len(name.len()) + uvarint_len(value.len());
+            records_size += name.len() + value.len() + 2;
         }
         if count == 0 {
             return Self::EMPTY;
         }
-        size += uvarint_len(count);
+        let records_start = uvarint_len(count) + uvarint_len(lengths_size) + lengths_size;
+        let size = records_start + records_size;
         let data = Arc::<[u8]>::new_zeroed_slice(size);
         // SAFETY: `u8` has no invalid bit patterns, so a zeroed buffer is
         // an initialised buffer.
@@ -139,12 +149,17 @@ impl Labels {
             // A freshly allocated Arc is unique; this branch is unreachable.
             unreachable!("fresh Arc is uniquely owned");
         };
-        let mut pos = put_uvarint(buf, 0, count);
+        let mut lengths_pos = put_uvarint(buf, 0, count);
+        lengths_pos = put_uvarint(buf, lengths_pos, lengths_size);
+        let mut records_pos = records_start;
         for (name, value) in pairs {
-            pos = put_bytes(buf, pos, name.as_bytes());
-            pos = put_bytes(buf, pos, value.as_bytes());
+            lengths_pos = put_uvarint(buf, lengths_pos, name.len());
+            lengths_pos = put_uvarint(buf, lengths_pos, value.len());
+            records_pos = put_record_part(buf, records_pos, name.as_bytes());
+            records_pos = put_record_part(buf, records_pos, value.as_bytes());
         }
-        debug_assert_eq!(pos, size);
+        debug_assert_eq!(lengths_pos, records_start);
+        debug_assert_eq!(records_pos, size);
         Labels { data: Some(data) }
     }
 
@@ -153,13 +168,9 @@ impl Labels {
         self.data.as_deref().unwrap_or(&[])
     }
 
-    /// Byte offset of the first entry (just past the count).
     #[inline]
-    fn entries_start(&self) -> usize {
-        match self.bytes() {
-            [] => 0,
-            buf => read_uvarint(buf, 0).1,
-        }
+    fn entries(&self) -> Entries<'_> {
+        Entries::new(self.bytes())
     }
 
     /// The number of labels.
@@ -179,17 +190,13 @@ impl Labels {
 
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        let buf = self.bytes();
         let wanted = name.as_bytes();
-        let mut pos = self.entries_start();
-        while pos < buf.len() {
-            let (entry_name, after_name) = read_bytes(buf, pos);
-            let (value, after_value) = read_bytes(buf, after_name);
-            match entry_name.cmp(wanted) {
-                Ordering::Equal => return Some(encoded_str(value)),
+        for entry in self.entries() {
+            match entry.name.cmp(wanted) {
+                Ordering::Equal => return Some(encoded_str(entry.value)),
                 // Names are sorted: once past `name`, it is absent.
                 Ordering::Greater => return None,
-                Ordering::Less => pos = after_value,
+                Ordering::Less => {}
             }
         }
         None
@@ -208,9 +215,7 @@ impl Labels {
     /// The pairs in ascending name order.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
-            buf: self.bytes(),
-            pos: self.entries_start(),
-            remaining: self.len(),
+            entries: self.entries(),
         }
     }
 
@@ -224,8 +229,10 @@ impl Labels {
     pub fn heap_size(&self) -> usize {
         match &self.data {
             None => 0,
-            // `ArcInner` holds the strong and weak counts before the data.
-            Some(data) => data.len() + 2 * std::mem::size_of::<usize>(),
+            // `ArcInner` holds the strong and weak counts before the data,
+            // and its size is padded to their alignment.
+            Some(data) => (data.len() + 2 * std::mem::size_of::<usize>())
+                .next_multiple_of(std::mem::align_of::<usize>()),
         }
     }
 
@@ -234,37 +241,27 @@ impl Labels {
     /// `labels.Labels.Hash`. Used for sharding (`hashmod`, remote-write
     /// shards) where the value must agree across processes and versions.
     pub fn hash(&self) -> u64 {
-        let mut hasher = SeparatedHasher::new();
-        for (name, value) in self.iter() {
-            hasher.write_pair(name, value);
-        }
-        hasher.finish()
+        xxh64(self.entries().records, 0)
     }
 
     /// The stable hash over only the labels whose names are in `names`
     /// (any order), as PromQL's `by (...)` grouping needs. Same algorithm as
     /// [`Labels::hash`], so a set restricted to `names` hashes alike.
     pub fn hash_for_labels<S: AsRef<str>>(&self, names: &[S]) -> u64 {
-        let mut hasher = SeparatedHasher::new();
-        for (name, value) in self.iter() {
-            if names.iter().any(|n| n.as_ref() == name) {
-                hasher.write_pair(name, value);
-            }
-        }
-        hasher.finish()
+        records_hash(
+            self.entries()
+                .filter(|entry| names.iter().any(|n| n.as_ref().as_bytes() == entry.name)),
+        )
     }
 
     /// The stable hash over the labels whose names are **not** in `names`,
     /// always leaving out `__name__`, as PromQL's `without (...)` and
     /// vector matching need (Prometheus's `HashWithoutLabels`).
     pub fn hash_without_labels<S: AsRef<str>>(&self, names: &[S]) -> u64 {
-        let mut hasher = SeparatedHasher::new();
-        for (name, value) in self.iter() {
-            if name != METRIC_NAME && !names.iter().any(|n| n.as_ref() == name) {
-                hasher.write_pair(name, value);
-            }
-        }
-        hasher.finish()
+        records_hash(self.entries().filter(|entry| {
+            entry.name != METRIC_NAME.as_bytes()
+                && !names.iter().any(|n| n.as_ref().as_bytes() == entry.name)
+        }))
     }
 
     /// This set without `__name__` (a clone of `self` when it has none), as
@@ -423,9 +420,7 @@ impl<'a> IntoIterator for &'a Labels {
 /// Iterator over the `(name, value)` pairs of a [`Labels`], in name order.
 #[derive(Debug, Clone)]
 pub struct Iter<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    remaining: usize,
+    entries: Entries<'a>,
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -433,14 +428,83 @@ impl<'a> Iterator for Iter<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        self.entries
+            .next()
+            .map(|entry| (encoded_str(entry.name), encoded_str(entry.value)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
+/// Cursor over the encoded entries of a label set (see the module docs).
+#[derive(Debug, Clone)]
+struct Entries<'a> {
+    buf: &'a [u8],
+    /// Next length varint.
+    lengths_pos: usize,
+    /// Next record.
+    records_pos: usize,
+    remaining: usize,
+    /// The whole records region: the Prometheus hash input.
+    records: &'a [u8],
+}
+
+/// One decoded entry.
+struct Entry<'a> {
+    name: &'a [u8],
+    value: &'a [u8],
+    /// `name 0xff value 0xff`.
+    record: &'a [u8],
+}
+
+impl<'a> Entries<'a> {
+    #[inline]
+    fn new(buf: &'a [u8]) -> Self {
+        if buf.is_empty() {
+            return Self {
+                buf,
+                lengths_pos: 0,
+                records_pos: 0,
+                remaining: 0,
+                records: buf,
+            };
+        }
+        let (count, pos) = read_uvarint(buf, 0);
+        let (lengths_size, lengths_pos) = read_uvarint(buf, pos);
+        let records_pos = lengths_pos + lengths_size;
+        Self {
+            buf,
+            lengths_pos,
+            records_pos,
+            remaining: count,
+            records: &buf[records_pos..],
+        }
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Entry<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Entry<'a>> {
         if self.remaining == 0 {
             return None;
         }
-        let (name, after_name) = read_bytes(self.buf, self.pos);
-        let (value, after_value) = read_bytes(self.buf, after_name);
-        self.pos = after_value;
         self.remaining -= 1;
-        Some((encoded_str(name), encoded_str(value)))
+        let (name_len, pos) = read_uvarint(self.buf, self.lengths_pos);
+        let (value_len, pos) = read_uvarint(self.buf, pos);
+        self.lengths_pos = pos;
+        let start = self.records_pos;
+        let value_start = start + name_len + 1;
+        let end = value_start + value_len + 1;
+        self.records_pos = end;
+        Some(Entry {
+            name: &self.buf[start..start + name_len],
+            value: &self.buf[value_start..value_start + value_len],
+            record: &self.buf[start..end],
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -649,57 +713,42 @@ fn is_go_unprintable(c: char) -> bool {
         || (c.is_whitespace() && c != ' ')
 }
 
-/// Incremental xxHash64 over `name 0xff value 0xff` records, staging small
-/// inputs in a stack buffer so the common case is one one-shot hash (which
-/// is markedly faster than the streaming state for short inputs), exactly
-/// like Prometheus's `Labels.Hash`.
-struct SeparatedHasher {
-    buf: [u8; 512],
-    len: usize,
-    stream: Option<Xxh64>,
+/// Subsets larger than this are hashed with the streaming hasher instead
+/// of being staged in the scratch buffer, so one huge label set does not
+/// leave a huge buffer behind on the thread.
+const MAX_STAGED_HASH_INPUT: usize = 64 * 1024;
+
+thread_local! {
+    /// Staging buffer for [`records_hash`]: a one-shot xxHash64 over a
+    /// contiguous buffer is markedly faster than the streaming hasher on
+    /// short inputs, and reusing the buffer avoids an allocation per hash.
+    static HASH_SCRATCH: std::cell::RefCell<Vec<u8>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-impl SeparatedHasher {
-    fn new() -> Self {
-        Self {
-            buf: [0; 512],
-            len: 0,
-            stream: None,
+/// xxHash64 (seed 0) over the concatenated records of a subset of entries:
+/// Prometheus's `HashForLabels` / `HashWithoutLabels`.
+fn records_hash<'a>(entries: impl Iterator<Item = Entry<'a>>) -> u64 {
+    HASH_SCRATCH.with_borrow_mut(|buf| {
+        buf.clear();
+        let mut stream: Option<Xxh64> = None;
+        for entry in entries {
+            if let Some(stream) = stream.as_mut() {
+                stream.update(entry.record);
+            } else if buf.len() + entry.record.len() > MAX_STAGED_HASH_INPUT {
+                let mut started = Xxh64::new(0);
+                started.update(buf);
+                started.update(entry.record);
+                stream = Some(started);
+            } else {
+                buf.extend_from_slice(entry.record);
+            }
         }
-    }
-
-    #[inline]
-    fn write_pair(&mut self, name: &str, value: &str) {
-        let needed = name.len() + value.len() + 2;
-        if self.stream.is_none() && self.len + needed <= self.buf.len() {
-            let mut pos = self.len;
-            self.buf[pos..pos + name.len()].copy_from_slice(name.as_bytes());
-            pos += name.len();
-            self.buf[pos] = HASH_SEPARATOR;
-            pos += 1;
-            self.buf[pos..pos + value.len()].copy_from_slice(value.as_bytes());
-            pos += value.len();
-            self.buf[pos] = HASH_SEPARATOR;
-            self.len = pos + 1;
-            return;
-        }
-        let stream = self.stream.get_or_insert_with(|| {
-            let mut stream = Xxh64::new(0);
-            stream.update(&self.buf[..self.len]);
-            stream
-        });
-        stream.update(name.as_bytes());
-        stream.update(&[HASH_SEPARATOR]);
-        stream.update(value.as_bytes());
-        stream.update(&[HASH_SEPARATOR]);
-    }
-
-    fn finish(self) -> u64 {
-        match self.stream {
+        match stream {
             Some(stream) => stream.digest(),
-            None => xxh64(&self.buf[..self.len], 0),
+            None => xxh64(buf, 0),
         }
-    }
+    })
 }
 
 /// Bytes needed to encode `value` as an unsigned LEB128 varint.
@@ -724,11 +773,12 @@ fn put_uvarint(buf: &mut [u8], mut pos: usize, mut value: usize) -> usize {
     pos + 1
 }
 
+/// Writes `bytes` and the `0xff` separator at `pos`.
 #[inline]
-fn put_bytes(buf: &mut [u8], pos: usize, bytes: &[u8]) -> usize {
-    let pos = put_uvarint(buf, pos, bytes.len());
+fn put_record_part(buf: &mut [u8], pos: usize, bytes: &[u8]) -> usize {
     buf[pos..pos + bytes.len()].copy_from_slice(bytes);
-    pos + bytes.len()
+    buf[pos + bytes.len()] = HASH_SEPARATOR;
+    pos + bytes.len() + 1
 }
 
 /// Reads a varint written by [`put_uvarint`]. The buffer is only ever
@@ -753,19 +803,13 @@ fn read_uvarint(buf: &[u8], pos: usize) -> (usize, usize) {
     }
 }
 
-#[inline]
-fn read_bytes(buf: &[u8], pos: usize) -> (&[u8], usize) {
-    let (len, start) = read_uvarint(buf, pos);
-    (&buf[start..start + len], start + len)
-}
-
 /// Reinterprets a name or value slice of an encoded buffer as `str`.
 #[inline]
 fn encoded_str(bytes: &[u8]) -> &str {
     debug_assert!(std::str::from_utf8(bytes).is_ok());
     // SAFETY: buffers are built only by `Labels::from_sorted_unique` from
-    // `&str` names and values, and `read_bytes` returns exactly the byte
-    // range of one of them, so the bytes are valid UTF-8. The buffer is
+    // `&str` names and values, and `Entries` yields exactly the byte range
+    // of one of them, so the bytes are valid UTF-8. The buffer is
     // immutable after construction.
     unsafe { std::str::from_utf8_unchecked(bytes) }
 }
@@ -870,9 +914,15 @@ mod tests {
     }
 
     #[test]
-    fn hash_is_the_same_past_the_stack_buffer() {
-        // Over 512 bytes the hasher streams; the value must not change.
-        let big = "v".repeat(700);
+    fn hash_is_the_same_when_streamed() {
+        // Over MAX_STAGED_HASH_INPUT the hasher streams; the value must not
+        // change.
+        let big = "v".repeat(MAX_STAGED_HASH_INPUT + 1);
+        // Also as a subset, which goes through the staging buffer.
+        let streamed_subset =
+            Labels::new([("a", "1"), ("b", big.as_str()), ("c", "3"), ("d", "4")])
+                .expect("valid")
+                .hash_for_labels(&["a", "b", "c"]);
         let pairs = [("a", "1"), ("b", big.as_str()), ("c", "3")];
         let ls = labels(&pairs);
         let mut input = Vec::new();
@@ -883,6 +933,7 @@ mod tests {
             input.push(0xff);
         }
         assert_eq!(ls.hash(), xxh64(&input, 0));
+        assert_eq!(streamed_subset, xxh64(&input, 0));
     }
 
     #[test]

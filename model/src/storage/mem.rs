@@ -591,3 +591,527 @@ impl Series for MemSeries {
         Box::new(SliceSampleIterator::new(samples))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matcher::MatchOp;
+    use crate::metadata::MetricType;
+    use crate::sample::{STALE_NAN_BITS, stale_nan};
+    use crate::storage::{Storage, collect_samples};
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        Labels::new(pairs.iter().copied()).expect("valid labels")
+    }
+
+    fn up(instance: &str) -> Labels {
+        labels(&[("__name__", "up"), ("instance", instance), ("job", "node")])
+    }
+
+    /// Every series selected by `matchers` over `[mint, maxt]`, with samples.
+    fn select(
+        storage: &dyn Storage,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, Vec<Sample>)> {
+        let querier = storage.querier(mint, maxt).expect("querier");
+        read_all(querier.as_ref(), matchers)
+    }
+
+    fn read_all(querier: &dyn Querier, matchers: &[Matcher]) -> Vec<(Labels, Vec<Sample>)> {
+        querier
+            .select(true, None, matchers)
+            .expect("select")
+            .map(|series| {
+                let series = series.expect("series");
+                let samples = collect_samples(series.samples().as_mut()).expect("samples");
+                (series.labels().clone(), samples)
+            })
+            .collect()
+    }
+
+    fn append_all(storage: &MemStorage, series: &Labels, samples: &[(i64, f64)]) {
+        let mut app = storage.appender();
+        for &(t, v) in samples {
+            app.append(None, series, t, v).expect("append");
+        }
+        app.commit().expect("commit");
+    }
+
+    #[test]
+    fn commit_makes_samples_visible_in_order() {
+        let storage = MemStorage::new();
+        append_all(&storage, &up("a"), &[(1, 1.0), (2, 0.0), (3, 1.0)]);
+        append_all(&storage, &up("b"), &[(2, 5.0)]);
+        let result = select(
+            &storage,
+            i64::MIN,
+            i64::MAX,
+            &[Matcher::equal("__name__", "up")],
+        );
+        assert_eq!(
+            result,
+            vec![
+                (
+                    up("a"),
+                    vec![
+                        Sample::new(1, 1.0),
+                        Sample::new(2, 0.0),
+                        Sample::new(3, 1.0)
+                    ]
+                ),
+                (up("b"), vec![Sample::new(2, 5.0)]),
+            ]
+        );
+        assert_eq!(storage.series_count(), 2);
+    }
+
+    #[test]
+    fn nothing_is_visible_before_commit_and_rollback_discards() {
+        let storage = MemStorage::new();
+        let mut app = storage.appender();
+        app.append(None, &up("a"), 1, 1.0).expect("append");
+        assert!(select(&storage, 0, 10, &[]).is_empty());
+        app.rollback().expect("rollback");
+        assert!(select(&storage, 0, 10, &[]).is_empty());
+
+        // Dropping without commit is a rollback too.
+        {
+            let mut app = storage.appender();
+            app.append(None, &up("a"), 1, 1.0).expect("append");
+        }
+        assert!(select(&storage, 0, 10, &[]).is_empty());
+        assert_eq!(storage.series_count(), 0);
+    }
+
+    #[test]
+    fn queriers_are_isolated_from_later_commits() {
+        let storage = MemStorage::new();
+        append_all(&storage, &up("a"), &[(1, 1.0)]);
+        let before = storage.querier(0, 100).expect("querier");
+
+        // A multi-series commit after the querier was opened.
+        let mut app = storage.appender();
+        app.append(None, &up("a"), 2, 2.0).expect("append");
+        app.append(None, &up("b"), 2, 2.0).expect("append");
+        app.commit().expect("commit");
+
+        assert_eq!(
+            read_all(before.as_ref(), &[]),
+            vec![(up("a"), vec![Sample::new(1, 1.0)])]
+        );
+        let names = before.label_values("instance", &[], None).expect("values");
+        assert_eq!(names.values, ["a"]);
+
+        let after = storage.querier(0, 100).expect("querier");
+        assert_eq!(
+            read_all(after.as_ref(), &[]),
+            vec![
+                (up("a"), vec![Sample::new(1, 1.0), Sample::new(2, 2.0)]),
+                (up("b"), vec![Sample::new(2, 2.0)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn commits_are_atomic_under_concurrent_readers() {
+        // A writer commits batches that each add one sample to every one of
+        // 20 series; a reader must always see every series with the same
+        // number of samples.
+        let storage = MemStorage::new();
+        let series: Vec<Labels> = (0..20).map(|i| up(&i.to_string())).collect();
+        std::thread::scope(|scope| {
+            let writer_storage = storage.clone();
+            let writer_series = series.clone();
+            scope.spawn(move || {
+                for t in 0..200 {
+                    let mut app = writer_storage.appender();
+                    for s in &writer_series {
+                        app.append(None, s, t, t as f64).expect("append");
+                    }
+                    app.commit().expect("commit");
+                }
+            });
+            for _ in 0..200 {
+                let result = select(&storage, i64::MIN, i64::MAX, &[]);
+                let counts: BTreeSet<usize> = result.iter().map(|(_, s)| s.len()).collect();
+                assert!(
+                    result.is_empty() || (result.len() == 20 && counts.len() == 1),
+                    "saw a partial commit: {} series, counts {counts:?}",
+                    result.len()
+                );
+            }
+        });
+        assert_eq!(select(&storage, 0, 1000, &[])[0].1.len(), 200);
+    }
+
+    #[test]
+    fn out_of_order_and_duplicates_are_typed() {
+        let storage = MemStorage::new();
+        append_all(&storage, &up("a"), &[(10, 1.0)]);
+        let mut app = storage.appender();
+        // Against committed data.
+        let err = app.append(None, &up("a"), 9, 1.0).unwrap_err();
+        assert!(
+            matches!(err, AppendError::OutOfOrder { t: 9, last_t: 10, ref series } if *series == up("a")),
+            "{err}"
+        );
+        let err = app.append(None, &up("a"), 10, 2.0).unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::DuplicateSampleForTimestamp {
+                t: 10,
+                existing: 1.0,
+                new: 2.0,
+                ..
+            }
+        ));
+        assert!(err.is_sample_rejection());
+        // The identical sample is a no-op, not an error.
+        app.append(None, &up("a"), 10, 1.0)
+            .expect("identical sample accepted");
+        // Against this appender's own pending samples.
+        app.append(None, &up("a"), 20, 1.0).expect("append");
+        let err = app.append(None, &up("a"), 15, 1.0).unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::OutOfOrder {
+                t: 15,
+                last_t: 20,
+                ..
+            }
+        ));
+        let err = app.append(None, &up("a"), 20, 3.0).unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::DuplicateSampleForTimestamp { t: 20, .. }
+        ));
+        // The appender is still usable after rejections.
+        app.append(None, &up("a"), 30, 1.0).expect("append");
+        app.commit().expect("commit");
+        let samples = storage.samples(&up("a"));
+        assert_eq!(
+            samples.iter().map(|s| s.t).collect::<Vec<_>>(),
+            [10, 20, 30]
+        );
+    }
+
+    #[test]
+    fn duplicates_compare_bits() {
+        let storage = MemStorage::new();
+        append_all(&storage, &up("a"), &[(1, f64::NAN)]);
+        let mut app = storage.appender();
+        app.append(None, &up("a"), 1, f64::NAN)
+            .expect("same NaN bits");
+        let err = app.append(None, &up("a"), 1, stale_nan()).unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::DuplicateSampleForTimestamp { t: 1, .. }
+        ));
+        app.append(None, &up("a"), 2, stale_nan()).expect("append");
+        app.append(None, &up("a"), 2, stale_nan())
+            .expect("same stale marker");
+        let err = app.append(None, &up("a"), 2, f64::NAN).unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::DuplicateSampleForTimestamp { t: 2, .. }
+        ));
+        let err = app.append(None, &up("a"), 2, 0.0).unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::DuplicateSampleForTimestamp { t: 2, .. }
+        ));
+        app.commit().expect("commit");
+        let samples = storage.samples(&up("a"));
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[0].v.to_bits(), f64::NAN.to_bits());
+        assert_eq!(
+            samples[1].v.to_bits(),
+            STALE_NAN_BITS,
+            "stale marker kept bit-exact"
+        );
+        // Positive and negative zero differ by their bits.
+        append_all(&storage, &up("b"), &[(1, 0.0)]);
+        let mut app = storage.appender();
+        let err = app.append(None, &up("b"), 1, -0.0).unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::DuplicateSampleForTimestamp { t: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn out_of_bounds_and_too_old() {
+        let storage = MemStorage::with_options(MemStorageOptions {
+            min_valid_time: 1_000,
+            out_of_order_window: 100,
+        });
+        let mut app = storage.appender();
+        let err = app.append(None, &up("a"), 999, 1.0).unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::OutOfBounds {
+                t: 999,
+                min_valid_t: 1_000,
+                ..
+            }
+        ));
+        app.append(None, &up("a"), 2_000, 1.0).expect("append");
+        app.commit().expect("commit");
+
+        let mut app = storage.appender();
+        // Within the window: accepted although out of order.
+        app.append(None, &up("a"), 1_950, 2.0).expect("in window");
+        app.append(None, &up("a"), 1_900, 3.0)
+            .expect("at the window start");
+        let err = app.append(None, &up("a"), 1_899, 4.0).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AppendError::TooOld {
+                    t: 1_899,
+                    min_valid_t: 1_900,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The window is relative to the newest sample in the whole storage.
+        app.append(None, &up("b"), 1_850, 1.0)
+            .expect("new series, in order");
+        app.append(None, &up("b"), 1_800, 1.0)
+            .map(drop)
+            .unwrap_err();
+        let err = app.append(None, &up("a"), 1_950, 9.0).unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::DuplicateSampleForTimestamp { t: 1_950, .. }
+        ));
+        app.commit().expect("commit");
+        assert_eq!(
+            storage
+                .samples(&up("a"))
+                .iter()
+                .map(|s| s.t)
+                .collect::<Vec<_>>(),
+            [1_900, 1_950, 2_000]
+        );
+    }
+
+    #[test]
+    fn concurrent_commits_drop_samples_that_became_invalid() {
+        let storage = MemStorage::new();
+        let mut first = storage.appender();
+        let mut second = storage.appender();
+        first.append(None, &up("a"), 5, 1.0).expect("append");
+        second.append(None, &up("a"), 10, 1.0).expect("append");
+        second.append(None, &up("b"), 10, 1.0).expect("append");
+        second.commit().expect("commit");
+        // `first`'s sample is now out of order; the rest of its
+        // transaction still commits.
+        first.append(None, &up("c"), 5, 1.0).expect("append");
+        first.commit().expect("commit");
+        assert_eq!(storage.samples(&up("a")), vec![Sample::new(10, 1.0)]);
+        assert_eq!(storage.samples(&up("c")), vec![Sample::new(5, 1.0)]);
+        assert_eq!(storage.dropped_at_commit(), 1);
+    }
+
+    #[test]
+    fn series_refs_skip_labels_and_fall_back() {
+        let storage = MemStorage::new();
+        let mut app = storage.appender();
+        let a = app.append(None, &up("a"), 1, 1.0).expect("append");
+        let b = app.append(None, &up("b"), 1, 1.0).expect("append");
+        assert_ne!(a, b);
+        assert_eq!(app.append(None, &up("a"), 2, 1.0).expect("append"), a);
+        // A known ref wins over the labels (which the caller must keep
+        // consistent; the ref fast path does not re-check them).
+        assert_eq!(app.append(Some(a), &up("a"), 3, 1.0).expect("append"), a);
+        // An unknown ref falls back to the labels.
+        let unknown = SeriesRef::new(9_999);
+        assert_eq!(
+            app.append(Some(unknown), &up("b"), 2, 1.0).expect("append"),
+            b
+        );
+        let err = app
+            .append(Some(unknown), &Labels::EMPTY, 2, 1.0)
+            .unwrap_err();
+        assert!(matches!(err, AppendError::EmptyLabelSet));
+        let err = app.append(None, &Labels::EMPTY, 2, 1.0).unwrap_err();
+        assert!(matches!(err, AppendError::EmptyLabelSet));
+        app.commit().expect("commit");
+        // Refs outlive the transaction.
+        let mut app = storage.appender();
+        assert_eq!(app.append(Some(a), &up("a"), 4, 1.0).expect("append"), a);
+        app.commit().expect("commit");
+        assert_eq!(storage.samples(&up("a")).len(), 4);
+        assert_eq!(storage.samples(&up("b")).len(), 2);
+    }
+
+    #[test]
+    fn select_filters_by_matchers_and_range() {
+        let storage = MemStorage::new();
+        append_all(&storage, &up("a"), &[(10, 1.0), (20, 1.0), (30, 1.0)]);
+        append_all(&storage, &up("b"), &[(40, 1.0)]);
+        append_all(
+            &storage,
+            &labels(&[("__name__", "other"), ("job", "api")]),
+            &[(20, 7.0)],
+        );
+        let re = |name: &str, value: &str| Matcher::new(MatchOp::Regex, name, value).expect("re");
+
+        // Range is inclusive at both ends and trims samples.
+        let result = select(&storage, 20, 30, &[Matcher::equal("__name__", "up")]);
+        assert_eq!(
+            result,
+            vec![(up("a"), vec![Sample::new(20, 1.0), Sample::new(30, 1.0)])]
+        );
+        // Series with no sample in range are not returned.
+        assert!(select(&storage, 31, 39, &[Matcher::equal("__name__", "up")]).is_empty());
+        // Several matchers all apply; absent labels match "".
+        let result = select(
+            &storage,
+            0,
+            100,
+            &[re("job", "node|api"), Matcher::equal("instance", "")],
+        );
+        assert_eq!(result.len(), 1);
+        assert_eq!(result[0].0.metric_name(), Some("other"));
+        let result = select(
+            &storage,
+            0,
+            100,
+            &[Matcher::not_equal("instance", "a"), re("__name__", ".+")],
+        );
+        assert_eq!(
+            result.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>(),
+            vec![labels(&[("__name__", "other"), ("job", "api")]), up("b")]
+        );
+
+        // Limit from the hints.
+        let querier = storage.querier(0, 100).expect("querier");
+        let hints = SelectHints {
+            limit: Some(1),
+            ..SelectHints::default()
+        };
+        let set = querier.select(false, Some(&hints), &[]).expect("select");
+        assert!(set.annotations().is_empty());
+        assert_eq!(set.count(), 1);
+    }
+
+    #[test]
+    fn label_names_and_values() {
+        let storage = MemStorage::new();
+        append_all(&storage, &up("a"), &[(10, 1.0)]);
+        append_all(&storage, &up("b"), &[(50, 1.0)]);
+        append_all(
+            &storage,
+            &labels(&[("__name__", "x"), ("zone", "eu")]),
+            &[(10, 1.0)],
+        );
+        let querier = storage.querier(0, 20).expect("querier");
+        assert_eq!(
+            querier.label_names(&[], None).expect("names").values,
+            ["__name__", "instance", "job", "zone"]
+        );
+        assert_eq!(
+            querier
+                .label_names(&[Matcher::equal("__name__", "up")], None)
+                .expect("names")
+                .values,
+            ["__name__", "instance", "job"]
+        );
+        assert_eq!(
+            querier.label_names(&[], Some(2)).expect("names").values,
+            ["__name__", "instance"]
+        );
+        // "b" has no sample in [0, 20].
+        assert_eq!(
+            querier
+                .label_values("instance", &[], None)
+                .expect("values")
+                .values,
+            ["a"]
+        );
+        assert_eq!(
+            querier
+                .label_values("__name__", &[], None)
+                .expect("values")
+                .values,
+            ["up", "x"]
+        );
+        assert_eq!(
+            querier
+                .label_values("__name__", &[], Some(1))
+                .expect("values")
+                .values,
+            ["up"]
+        );
+        assert!(
+            querier
+                .label_values("absent", &[], None)
+                .expect("values")
+                .values
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn exemplars_and_metadata_commit_with_the_transaction() {
+        let storage = MemStorage::new();
+        let series = up("a");
+        let trace = labels(&[("trace_id", "abc")]);
+        let exemplar = |ts: Option<i64>, value: f64| Exemplar {
+            labels: trace.clone(),
+            value,
+            ts,
+        };
+        let mut app = storage.appender();
+        let series_ref = app.append(None, &series, 10, 1.0).expect("append");
+        app.append_exemplar(Some(series_ref), &series, &exemplar(Some(10), 0.5))
+            .expect("exemplar");
+        let err = app
+            .append_exemplar(Some(series_ref), &series, &exemplar(Some(10), 0.5))
+            .unwrap_err();
+        assert!(matches!(err, AppendError::DuplicateExemplar { t: 10, .. }));
+        let err = app
+            .append_exemplar(Some(series_ref), &series, &exemplar(Some(9), 0.7))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::ExemplarOutOfOrder {
+                t: 9,
+                last_t: 10,
+                ..
+            }
+        ));
+        let err = app
+            .append_exemplar(Some(series_ref), &series, &exemplar(None, 0.7))
+            .unwrap_err();
+        assert!(matches!(err, AppendError::ExemplarMissingTimestamp { .. }));
+        let long = Exemplar {
+            labels: labels(&[("trace_id", &"x".repeat(121))]),
+            value: 1.0,
+            ts: Some(11),
+        };
+        let err = app.append_exemplar(None, &series, &long).unwrap_err();
+        assert!(matches!(
+            err,
+            AppendError::ExemplarLabelsTooLong {
+                length: 129,
+                limit: 128,
+                ..
+            }
+        ));
+        let metadata = Metadata::new(MetricType::Gauge, "Whether up.", "");
+        app.update_metadata(Some(series_ref), &series, &metadata)
+            .expect("metadata");
+
+        assert!(storage.exemplars(&series).is_empty());
+        assert_eq!(storage.metadata(&series), None);
+        app.commit().expect("commit");
+        assert_eq!(storage.exemplars(&series), vec![exemplar(Some(10), 0.5)]);
+        assert_eq!(storage.metadata(&series), Some(metadata));
+    }
+}
