@@ -17,6 +17,6 @@ pub use matcher::{MatchOp, Matcher};
 pub use metadata::{Metadata, MetricType};
 pub use sample::{Exemplar, STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};
 pub use storage::{
-    AppendError, Appendable, Appender, Querier, Queryable, SampleIterator, Series, SeriesRef,
-    SeriesSet, StorageError,
+    Annotations, AppendError, Appendable, Appender, ExemplarQueryable, MemStorage, Querier,
+    Queryable, SampleIterator, SelectHints, Series, SeriesRef, SeriesSet, Storage, StorageError,
 };

@@ -368,6 +368,34 @@ pub trait Queryable: Send + Sync {
     fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>, StorageError>;
 }
 
+/// Something exemplars can be read from (for `/api/v1/query_exemplars`).
+///
+/// # Contract
+/// `Send + Sync`, callable concurrently. Answers from the commits completed
+/// before the call.
+pub trait ExemplarQueryable: Send + Sync {
+    /// The exemplars with timestamps in `[start, end]` (ms) of every series
+    /// that satisfies all matchers of **any** of `matcher_sets` (the sets
+    /// are alternatives, one per selector of the query). Series come in
+    /// ascending label order, each once, with exemplars in timestamp
+    /// order; series without exemplars in range are left out.
+    fn select_exemplars(
+        &self,
+        start: i64,
+        end: i64,
+        matcher_sets: &[Vec<Matcher>],
+    ) -> Result<Vec<ExemplarQueryResult>, StorageError>;
+}
+
+/// The exemplars of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExemplarQueryResult {
+    /// The series the exemplars belong to.
+    pub series: Labels,
+    /// Its exemplars in range, oldest first; every one has a timestamp.
+    pub exemplars: Vec<Exemplar>,
+}
+
 /// Everything a full storage offers; implemented for every type that is
 /// both [`Appendable`] and [`Queryable`].
 pub trait Storage: Appendable + Queryable {}

@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::{
-    AppendError, Appendable, Appender, EXEMPLAR_MAX_LABEL_CHARS, LabelQueryResult, ListSeriesSet,
-    Querier, Queryable, SampleIterator, SelectHints, Series, SeriesRef, SeriesSet,
-    SliceSampleIterator, StorageError,
+    AppendError, Appendable, Appender, EXEMPLAR_MAX_LABEL_CHARS, ExemplarQueryResult,
+    ExemplarQueryable, LabelQueryResult, ListSeriesSet, Querier, Queryable, SampleIterator,
+    SelectHints, Series, SeriesRef, SeriesSet, SliceSampleIterator, StorageError,
 };
 use crate::labels::Labels;
 use crate::matcher::Matcher;
@@ -174,6 +174,38 @@ impl Queryable for MemStorage {
             mint,
             maxt,
         }))
+    }
+}
+
+impl ExemplarQueryable for MemStorage {
+    fn select_exemplars(
+        &self,
+        start: i64,
+        end: i64,
+        matcher_sets: &[Vec<Matcher>],
+    ) -> Result<Vec<ExemplarQueryResult>, StorageError> {
+        let snapshot = self.snapshot();
+        Ok(snapshot
+            .series
+            .iter()
+            .filter(|(labels, _)| {
+                matcher_sets
+                    .iter()
+                    .any(|set| set.iter().all(|m| m.matches_labels(labels)))
+            })
+            .filter_map(|(labels, data)| {
+                let exemplars: Vec<Exemplar> = data
+                    .exemplars
+                    .iter()
+                    .filter(|e| e.ts.is_some_and(|t| start <= t && t <= end))
+                    .cloned()
+                    .collect();
+                (!exemplars.is_empty()).then(|| ExemplarQueryResult {
+                    series: labels.clone(),
+                    exemplars,
+                })
+            })
+            .collect())
     }
 }
 
@@ -1113,5 +1145,38 @@ mod tests {
         app.commit().expect("commit");
         assert_eq!(storage.exemplars(&series), vec![exemplar(Some(10), 0.5)]);
         assert_eq!(storage.metadata(&series), Some(metadata));
+
+        // Queried by time range and alternative matcher sets.
+        let mut app = storage.appender();
+        app.append_exemplar(None, &series, &exemplar(Some(20), 0.9))
+            .expect("exemplar");
+        app.append_exemplar(None, &up("b"), &exemplar(Some(15), 0.1))
+            .expect("exemplar");
+        app.commit().expect("commit");
+        let query = |start, end, sets: &[Vec<Matcher>]| {
+            storage
+                .select_exemplars(start, end, sets)
+                .expect("select")
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.series,
+                        r.exemplars.iter().filter_map(|e| e.ts).collect::<Vec<_>>(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let any_up = vec![vec![Matcher::equal("__name__", "up")]];
+        assert_eq!(
+            query(0, 100, &any_up),
+            vec![(up("a"), vec![10, 20]), (up("b"), vec![15])]
+        );
+        assert_eq!(query(11, 19, &any_up), vec![(up("b"), vec![15])]);
+        let alternatives = vec![
+            vec![Matcher::equal("instance", "a")],
+            vec![Matcher::equal("instance", "zzz")],
+        ];
+        assert_eq!(query(0, 100, &alternatives), vec![(up("a"), vec![10, 20])]);
+        assert!(query(0, 100, &[]).is_empty());
     }
 }
