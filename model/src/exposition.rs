@@ -74,7 +74,7 @@ pub use negotiation::{Format, ScrapeProtocol, UnsupportedContentType, accept_hea
 pub use openmetrics::{OpenMetricsOptions, OpenMetricsParser};
 pub use protobuf::ProtobufParser;
 pub use text::TextParser;
-pub use writer::{MetricFamily, Sample, write_openmetrics, write_text};
+pub use writer::{FamilyExemplar, FamilySample, MetricFamily, write_openmetrics, write_text};
 
 use lex::LabelSpan;
 
@@ -156,7 +156,7 @@ pub struct Series<'p> {
     /// The full sample name, e.g. `http_request_duration_seconds_bucket`.
     pub name: &'p str,
     /// The label pairs, in exposition order, excluding the metric name.
-    pub labels: Labels<'p>,
+    pub labels: LabelPairs<'p>,
     /// The sample value.
     pub value: f64,
     /// Milliseconds since the epoch, if the exposition gave one.
@@ -178,7 +178,7 @@ pub struct Series<'p> {
 #[derive(Debug, Clone, Copy)]
 pub struct Exemplar<'p> {
     /// The exemplar's labels (typically `trace_id`, `span_id`).
-    pub labels: Labels<'p>,
+    pub labels: LabelPairs<'p>,
     /// The observed value.
     pub value: f64,
     /// When it was observed, in milliseconds, if known.
@@ -190,13 +190,13 @@ pub struct Exemplar<'p> {
 /// Names and values borrow the input where it held them verbatim and the
 /// parser's scratch buffer where escapes had to be resolved.
 #[derive(Clone, Copy)]
-pub struct Labels<'p> {
+pub struct LabelPairs<'p> {
     spans: &'p [LabelSpan],
     input: &'p str,
     scratch: &'p str,
 }
 
-impl<'p> Labels<'p> {
+impl<'p> LabelPairs<'p> {
     pub(crate) fn new(spans: &'p [LabelSpan], input: &'p str, scratch: &'p str) -> Self {
         Self {
             spans,
@@ -230,8 +230,8 @@ impl<'p> Labels<'p> {
     }
 
     /// The `(name, value)` pairs in exposition order.
-    pub fn iter(&self) -> LabelsIter<'p> {
-        LabelsIter {
+    pub fn iter(&self) -> LabelPairsIter<'p> {
+        LabelPairsIter {
             inner: *self,
             index: 0,
         }
@@ -245,28 +245,28 @@ impl<'p> Labels<'p> {
     }
 }
 
-impl fmt::Debug for Labels<'_> {
+impl fmt::Debug for LabelPairs<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl<'p> IntoIterator for Labels<'p> {
+impl<'p> IntoIterator for LabelPairs<'p> {
     type Item = (&'p str, &'p str);
-    type IntoIter = LabelsIter<'p>;
+    type IntoIter = LabelPairsIter<'p>;
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
 }
 
-/// Iterator over [`Labels`].
+/// Iterator over [`LabelPairs`].
 #[derive(Debug, Clone)]
-pub struct LabelsIter<'p> {
-    inner: Labels<'p>,
+pub struct LabelPairsIter<'p> {
+    inner: LabelPairs<'p>,
     index: usize,
 }
 
-impl<'p> Iterator for LabelsIter<'p> {
+impl<'p> Iterator for LabelPairsIter<'p> {
     type Item = (&'p str, &'p str);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -281,7 +281,7 @@ impl<'p> Iterator for LabelsIter<'p> {
     }
 }
 
-impl ExactSizeIterator for LabelsIter<'_> {}
+impl ExactSizeIterator for LabelPairsIter<'_> {}
 
 /// Any of the three parsers behind one interface, chosen by [`Format`].
 ///

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use ember_model::exposition::{
-    Entry, MetricFamily, MetricType, OpenMetricsOptions, OpenMetricsParser, ParseError, Sample,
-    TextParser, write_openmetrics, write_text,
+    Entry, FamilySample, MetricFamily, MetricType, OpenMetricsOptions, OpenMetricsParser,
+    ParseError, TextParser, write_openmetrics, write_text,
 };
 
 fn conformance_dir(sub: &str) -> Option<PathBuf> {
@@ -305,17 +305,21 @@ fn text_to_openmetrics_and_back() {
                     .expect("HELP precedes TYPE here")
                     .metric_type = metric_type;
             }
-            Entry::Series(s) => families.last_mut().expect("a family").samples.push(Sample {
-                name: s.name.to_owned(),
-                labels: s
-                    .labels
-                    .iter()
-                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                    .collect(),
-                value: s.value,
-                timestamp_ms: s.timestamp_ms,
-                exemplar: None,
-            }),
+            Entry::Series(s) => families
+                .last_mut()
+                .expect("a family")
+                .samples
+                .push(FamilySample {
+                    name: s.name.to_owned(),
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                        .collect(),
+                    value: s.value,
+                    timestamp_ms: s.timestamp_ms,
+                    exemplar: None,
+                }),
             Entry::EndOfFile => break,
             _ => {}
         }

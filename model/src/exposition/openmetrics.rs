@@ -24,7 +24,7 @@ use super::lex::{
     Cursor, LabelSpan, StrRef, find_duplicate, nanos_to_millis, parse_float, parse_seconds_to_nanos,
 };
 use super::text::unescape_help;
-use super::{Entry, Exemplar, Labels, MetricType, Series, type_names};
+use super::{Entry, Exemplar, LabelPairs, MetricType, Series, type_names};
 
 /// The longest exemplar label set, in code points of names plus values.
 const EXEMPLAR_MAX_CHARS: usize = 128;
@@ -307,13 +307,13 @@ impl<'a> OpenMetricsParser<'a> {
                     let input = self.cur.input;
                     let scratch = self.scratch.as_str();
                     let exemplar = line.exemplar.map(|(value, ts)| Exemplar {
-                        labels: Labels::new(&self.exemplar_labels, input, scratch),
+                        labels: LabelPairs::new(&self.exemplar_labels, input, scratch),
                         value,
                         timestamp_ms: ts.map(nanos_to_millis),
                     });
                     return Ok(Entry::Series(Series {
                         name: line.name.resolve(input, scratch),
-                        labels: Labels::new(&self.labels, input, scratch),
+                        labels: LabelPairs::new(&self.labels, input, scratch),
                         value: line.value,
                         timestamp_ms: line.timestamp_ns.map(nanos_to_millis),
                         exemplar,
@@ -479,7 +479,7 @@ impl<'a> OpenMetricsParser<'a> {
         let family_len = st.name.len();
         let suffix = &name[family_len..];
         let metric_type = st.metric_type.unwrap_or(MetricType::Unknown);
-        let labels = Labels::new(&self.labels, input, scratch);
+        let labels = LabelPairs::new(&self.labels, input, scratch);
         let value = line.value;
         let cur = &self.cur;
         let fail = |v: Violation| cur.error_at(line.raw.0, ParseErrorKind::Violation(v));
@@ -552,7 +552,7 @@ impl<'a> OpenMetricsParser<'a> {
                 if !allowed {
                     return Err(fail(Violation::ExemplarNotAllowed(name.to_owned())));
                 }
-                let ex_labels = Labels::new(&self.exemplar_labels, input, scratch);
+                let ex_labels = LabelPairs::new(&self.exemplar_labels, input, scratch);
                 let length: usize = ex_labels
                     .iter()
                     .map(|(n, v)| n.chars().count() + v.chars().count())

@@ -202,7 +202,7 @@ pub struct BucketSpan {
 /// An example observation linked to a trace.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Exemplar {
-    /// Labels such as `trace_id`.
+    /// LabelPairs such as `trace_id`.
     #[prost(message, repeated, tag = "1")]
     pub label: Vec<LabelPair>,
     /// The observed value.

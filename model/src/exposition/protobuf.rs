@@ -21,7 +21,7 @@ use super::error::{ParseError, ParseErrorKind};
 use super::lex::{LabelSpan, StrRef};
 use super::proto::{self, MetricType as ProtoType};
 use super::writer::push_openmetrics_float;
-use super::{Entry, Exemplar, Labels, MetricType, Series};
+use super::{Entry, Exemplar, LabelPairs, MetricType, Series};
 
 /// Pull parser for delimited protobuf `MetricFamily` streams.
 #[derive(Debug)]
@@ -420,11 +420,11 @@ impl<'a> ProtobufParser<'a> {
         let scratch = self.scratch.as_str();
         Entry::Series(Series {
             name: name.resolve("", scratch),
-            labels: Labels::new(&self.labels, "", scratch),
+            labels: LabelPairs::new(&self.labels, "", scratch),
             value,
             timestamp_ms,
             exemplar: exemplar.map(|(value, timestamp_ms)| Exemplar {
-                labels: Labels::new(&self.exemplar_labels, "", scratch),
+                labels: LabelPairs::new(&self.exemplar_labels, "", scratch),
                 value,
                 timestamp_ms,
             }),

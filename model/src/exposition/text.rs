@@ -7,7 +7,7 @@
 
 use super::error::{ParseError, ParseErrorKind};
 use super::lex::{Cursor, LabelSpan, StrRef, find_duplicate, parse_float, parse_int};
-use super::{Entry, Labels, MetricType, Series, type_names};
+use super::{Entry, LabelPairs, MetricType, Series, type_names};
 
 /// Pull parser for the Prometheus text format.
 ///
@@ -72,7 +72,7 @@ impl<'a> TextParser<'a> {
                 raw,
             } => Entry::Series(Series {
                 name: name.resolve(input, scratch),
-                labels: Labels::new(&self.labels, input, scratch),
+                labels: LabelPairs::new(&self.labels, input, scratch),
                 value,
                 timestamp_ms,
                 exemplar: None,

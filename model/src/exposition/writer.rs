@@ -9,26 +9,32 @@
 //! of the 1.0.0 formats.
 //!
 //! ```
-//! use ember_model::exposition::{MetricFamily, MetricType, Sample, write_openmetrics, write_text};
+//! use ember_model::exposition::{FamilySample, MetricFamily, MetricType, write_openmetrics, write_text};
 //!
 //! let family = MetricFamily {
 //!     name: "http_requests_total".into(),
 //!     metric_type: MetricType::Counter,
 //!     help: Some("Requests served.".into()),
 //!     unit: None,
-//!     samples: vec![Sample::new("http_requests_total", [("code", "200")], 1027.0)],
+//!     samples: vec![FamilySample::new("http_requests_total", [("code", "200")], 1027.0)],
 //! };
 //! let mut text = String::new();
 //! write_text(&mut text, &[family.clone()]);
-//! assert_eq!(text, "# HELP http_requests_total Requests served.\n\
-//!                   # TYPE http_requests_total counter\n\
-//!                   http_requests_total{code=\"200\"} 1027\n");
+//! let expected = concat!(
+//!     "# HELP http_requests_total Requests served.\n",
+//!     "# TYPE http_requests_total counter\n",
+//!     "http_requests_total{code=\"200\"} 1027\n",
+//! );
+//! assert_eq!(text, expected);
 //! let mut om = String::new();
 //! write_openmetrics(&mut om, &[family]);
-//! assert_eq!(om, "# HELP http_requests Requests served.\n\
-//!                 # TYPE http_requests counter\n\
-//!                 http_requests_total{code=\"200\"} 1027.0\n\
-//!                 # EOF\n");
+//! let expected = concat!(
+//!     "# HELP http_requests Requests served.\n",
+//!     "# TYPE http_requests counter\n",
+//!     "http_requests_total{code=\"200\"} 1027.0\n",
+//!     "# EOF\n",
+//! );
+//! assert_eq!(om, expected);
 //! ```
 
 use std::fmt::Write as _;
@@ -39,8 +45,9 @@ use super::{MetricType, type_names};
 /// A metric family to write.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MetricFamily {
-    /// The family name. For counters either `x` or `x_total` may be given;
-    /// the OpenMetrics writer drops a `_total` suffix from metadata lines.
+    /// The family name. For counters either `x` or `x_total` may be given
+    /// (and `x` or `x_info` for info metrics): the OpenMetrics writer drops
+    /// the suffix from metadata lines.
     pub name: String,
     /// The type.
     pub metric_type: MetricType,
@@ -49,12 +56,12 @@ pub struct MetricFamily {
     /// The unit (OpenMetrics only; the text format has no unit line).
     pub unit: Option<String>,
     /// The samples, in the order to write them.
-    pub samples: Vec<Sample>,
+    pub samples: Vec<FamilySample>,
 }
 
 /// One sample of a [`MetricFamily`].
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Sample {
+pub struct FamilySample {
     /// The full sample name, e.g. `x_bucket`.
     pub name: String,
     /// Label pairs, written in this order.
@@ -64,10 +71,10 @@ pub struct Sample {
     /// Milliseconds since the epoch.
     pub timestamp_ms: Option<i64>,
     /// An exemplar (OpenMetrics only).
-    pub exemplar: Option<SampleExemplar>,
+    pub exemplar: Option<FamilyExemplar>,
 }
 
-impl Sample {
+impl FamilySample {
     /// A sample without timestamp or exemplar.
     pub fn new<'l>(
         name: &str,
@@ -89,8 +96,8 @@ impl Sample {
 
 /// An exemplar to write after a sample.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct SampleExemplar {
-    /// Labels such as `trace_id`.
+pub struct FamilyExemplar {
+    /// LabelPairs such as `trace_id`.
     pub labels: Vec<(String, String)>,
     /// The observed value.
     pub value: f64,
@@ -132,8 +139,11 @@ pub fn write_text(out: &mut String, families: &[MetricFamily]) {
 /// `# EOF`.
 pub fn write_openmetrics(out: &mut String, families: &[MetricFamily]) {
     for family in families {
+        // OpenMetrics names counter and info families without the
+        // suffix their samples carry.
         let name = match family.metric_type {
             MetricType::Counter => family.name.strip_suffix("_total").unwrap_or(&family.name),
+            MetricType::Info => family.name.strip_suffix("_info").unwrap_or(&family.name),
             _ => &family.name,
         };
         if let Some(help) = &family.help {
@@ -375,17 +385,17 @@ mod tests {
     }
 
     fn families() -> Vec<MetricFamily> {
-        let mut bucket = Sample::new(
+        let mut bucket = FamilySample::new(
             "lat_seconds_bucket",
             [("path", "/a\"b\\c\nd"), ("le", "0.5")],
             1.0,
         );
-        bucket.exemplar = Some(SampleExemplar {
+        bucket.exemplar = Some(FamilyExemplar {
             labels: vec![("trace_id".into(), "abc".into())],
             value: 0.25,
             timestamp_ms: Some(1_500),
         });
-        let mut utf8 = Sample::new("my.metric", [("label.with.dots", "v")], -0.5);
+        let mut utf8 = FamilySample::new("my.metric", [("label.with.dots", "v")], -0.5);
         utf8.timestamp_ms = Some(-1_250);
         vec![
             MetricFamily {
@@ -395,13 +405,13 @@ mod tests {
                 unit: Some("seconds".into()),
                 samples: vec![
                     bucket,
-                    Sample::new(
+                    FamilySample::new(
                         "lat_seconds_bucket",
                         [("path", "/a\"b\\c\nd"), ("le", "+Inf")],
                         2.0,
                     ),
-                    Sample::new("lat_seconds_count", [("path", "/a\"b\\c\nd")], 2.0),
-                    Sample::new("lat_seconds_sum", [("path", "/a\"b\\c\nd")], 0.75),
+                    FamilySample::new("lat_seconds_count", [("path", "/a\"b\\c\nd")], 2.0),
+                    FamilySample::new("lat_seconds_sum", [("path", "/a\"b\\c\nd")], 0.75),
                 ],
             },
             MetricFamily {
@@ -416,7 +426,7 @@ mod tests {
                 metric_type: MetricType::Unknown,
                 help: Some(String::new()),
                 unit: None,
-                samples: vec![Sample::new("up", [], 1.0)],
+                samples: vec![FamilySample::new("up", [], 1.0)],
             },
         ]
     }
@@ -463,7 +473,7 @@ mod tests {
                         });
                     }
                     let family = out.last_mut().expect("a family");
-                    family.samples.push(Sample {
+                    family.samples.push(FamilySample {
                         name: s.name.to_owned(),
                         labels: s
                             .labels
@@ -472,7 +482,7 @@ mod tests {
                             .collect(),
                         value: s.value,
                         timestamp_ms: s.timestamp_ms,
-                        exemplar: s.exemplar.map(|e| SampleExemplar {
+                        exemplar: s.exemplar.map(|e| FamilyExemplar {
                             labels: e
                                 .labels
                                 .iter()
