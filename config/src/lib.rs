@@ -13,8 +13,10 @@
 //! ```
 //!
 //! Settings that Ember accepts for compatibility but does not act on (Kubernetes,
-//! Consul and the other discovery mechanisms it does not implement, SigV4 signing,
-//! `scrape_config_files`) load without error and are listed in [`Config::warnings`].
+//! Consul and the other discovery mechanisms it does not implement, SigV4 signing) load
+//! without error and are listed in [`Config::warnings`]. [`load_file`] also reads the
+//! files matched by `scrape_config_files`; [`glob::expand`] expands `rule_files` the same
+//! way for the rule manager.
 //!
 //! Principal items: [`load_file`], [`parse`], [`Config`], [`ConfigError`],
 //! [`DEFAULT_CONFIG_YAML`], and the `<duration>` / `<size>` helpers [`parse_duration`],
@@ -58,6 +60,7 @@
 pub mod duration;
 pub mod error;
 pub mod expand;
+pub mod glob;
 pub mod names;
 pub mod raw;
 pub mod relabel;
@@ -66,7 +69,8 @@ pub mod source_map;
 mod validate;
 pub mod validated;
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use serde_saphyr::MessageFormatter as _;
 
@@ -79,7 +83,7 @@ pub use size::{SizeError, format_size, parse_size};
 pub use source_map::Position;
 pub use validated::*;
 
-use crate::raw::RawConfig;
+use crate::raw::{RawConfig, RawScrapeConfigFile};
 use crate::source_map::SourceMap;
 
 /// A configuration that works out of the box: Ember scrapes itself on `localhost:9090`
@@ -96,22 +100,29 @@ scrape_configs:
       - targets: ['localhost:9090']
 ";
 
-/// Reads and validates the configuration file at `path`.
+/// Reads and validates the configuration file at `path`, then the scrape configs of the
+/// files its `scrape_config_files` globs match.
 ///
 /// Relative file names inside the configuration (rule files, `password_file`,
-/// `file_sd_configs` patterns, plugin paths, ...) are resolved against `path`'s directory.
+/// `file_sd_configs` patterns, plugin paths, ...) are resolved against the directory of
+/// the file that names them, as Prometheus does. Scrape configs from
+/// `scrape_config_files` are validated against the main file's `global` section and
+/// appended, in glob and file order, after the main file's own; job names must be unique
+/// across all of them.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(&text, path)
+    let text = read(path)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let mut config = parse_text(&text, path, &env)?;
+    load_scrape_config_files(&mut config)?;
+    Ok(config)
 }
 
 /// Parses and validates configuration `text` that came from `origin`.
 ///
 /// `origin` names the file in error messages and is the base for relative file names.
 /// `$VAR` references in `external_labels` are expanded from the process environment.
+/// Nothing is read from disk: `scrape_config_files` are recorded but not loaded (a
+/// warning says so); [`load_file`] loads them.
 pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
     parse_with_env(text, origin, &|name| std::env::var(name).ok())
 }
@@ -123,13 +134,102 @@ pub fn parse_with_env(
     origin: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
+    let mut config = parse_text(text, origin, env)?;
+    if !config.scrape_config_files.is_empty() {
+        let located = Located::new(
+            origin,
+            SourceMap::build(text).position_of("scrape_config_files"),
+            "scrape_config_files",
+            "scrape_config_files are only read when the configuration is loaded from a file; the scrape configs in them are ignored here",
+        );
+        config.warnings.push(located.to_string());
+    }
+    Ok(config)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn parse_text(
+    text: &str,
+    origin: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let map = SourceMap::build(text);
+    let raw: RawConfig = deserialize(text, origin, &map)?;
+    validate::Validator::new(origin, &map, env).config(raw, text)
+}
+
+/// Deserialises `text` into a raw type, mapping errors to `file:line:col: path` form.
+fn deserialize<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &Path,
+    map: &SourceMap,
+) -> Result<T, ConfigError> {
     let mut options = serde_saphyr::Options::default();
     // Errors are rendered here, in the `file:line:col: path: message` form.
     options.with_snippet = false;
-    let raw: RawConfig = serde_saphyr::from_str_with_options(text, options)
-        .map_err(|error| decode_error(&error, origin, &map))?;
-    validate::Validator::new(origin, &map, env).config(raw, text)
+    serde_saphyr::from_str_with_options(text, options)
+        .map_err(|error| decode_error(&error, origin, map))
+}
+
+/// Appends the scrape configs of the files matched by `config.scrape_config_files`.
+fn load_scrape_config_files(config: &mut Config) -> Result<(), ConfigError> {
+    let main_file = config.source.path.clone();
+    let mut first_seen: HashMap<String, PathBuf> = config
+        .scrape_configs
+        .iter()
+        .map(|scrape| (scrape.job_name.clone(), main_file.clone()))
+        .collect();
+    let no_env = |_: &str| None;
+    for (index, pattern) in config.scrape_config_files.clone().iter().enumerate() {
+        let files = glob::expand(pattern).map_err(|error| match error {
+            glob::ExpandError::Pattern(error) => {
+                let field = source_map::child_index("scrape_config_files", index);
+                let position = SourceMap::build(&config.source.text).position_of(&field);
+                ConfigError::Invalid(Box::new(Located::new(
+                    &main_file,
+                    position,
+                    field,
+                    error.to_string(),
+                )))
+            }
+            glob::ExpandError::Io(source) => ConfigError::Read {
+                path: pattern.clone(),
+                source,
+            },
+        })?;
+        for file in files {
+            let text = read(&file)?;
+            let map = SourceMap::build(&text);
+            let raw: RawScrapeConfigFile = deserialize(&text, &file, &map)?;
+            let mut validator = validate::Validator::new(&file, &map, &no_env);
+            for (position, raw_scrape) in raw.scrape_configs.unwrap_or_default().iter().enumerate()
+            {
+                let path = source_map::child_index("scrape_configs", position);
+                let scrape =
+                    validator.scrape_config(&path, raw_scrape, &config.global, &config.plugins)?;
+                if let Some(first) = first_seen.get(&scrape.job_name) {
+                    return Err(validator.error(
+                        &source_map::child_key(&path, "job_name"),
+                        format!(
+                            "found multiple scrape configs with job name {:?}, first found in {}",
+                            scrape.job_name,
+                            first.display()
+                        ),
+                    ));
+                }
+                first_seen.insert(scrape.job_name.clone(), file.clone());
+                config.scrape_configs.push(scrape);
+            }
+            config.warnings.extend(validator.into_warnings());
+        }
+    }
+    Ok(())
 }
 
 /// Turns a deserialisation error into a [`ConfigError::Syntax`] with a field path.

@@ -187,6 +187,14 @@ pub struct RawConfig {
     pub plugins: Option<Vec<RawPluginConfig>>,
 }
 
+/// A file matched by `scrape_config_files`: a `scrape_configs` list and nothing else.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScrapeConfigFile {
+    /// `scrape_configs`, validated against the main file's `global` section.
+    pub scrape_configs: Option<Vec<RawScrapeConfig>>,
+}
+
 /// `global`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -105,12 +105,6 @@ impl<'a> Validator<'a> {
         };
         let rule_files = self.glob_list("rule_files", raw.rule_files)?;
         let scrape_config_files = self.glob_list("scrape_config_files", raw.scrape_config_files)?;
-        if !scrape_config_files.is_empty() {
-            self.warn(
-                "scrape_config_files",
-                "Ember records scrape_config_files but does not load them yet; the scrape configs in those files are ignored",
-            );
-        }
         let plugins = self.plugins(raw.plugins.unwrap_or_default())?;
 
         let mut scrape_configs = Vec::new();
@@ -164,7 +158,7 @@ impl<'a> Validator<'a> {
 
     // ----- reporting -------------------------------------------------------------------
 
-    fn error(&self, path: &str, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn error(&self, path: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid(Box::new(Located::new(
             self.file,
             self.map.position_of(path),
@@ -173,7 +167,12 @@ impl<'a> Validator<'a> {
         )))
     }
 
-    fn warn(&mut self, path: &str, message: impl Into<String>) {
+    /// The warnings gathered so far, for validation that does not build a whole `Config`.
+    pub(crate) fn into_warnings(self) -> Vec<String> {
+        self.warnings
+    }
+
+    pub(crate) fn warn(&mut self, path: &str, message: impl Into<String>) {
         let located = Located::new(self.file, self.map.position_of(path), path, message);
         self.warnings.push(located.to_string());
     }
@@ -474,7 +473,7 @@ impl<'a> Validator<'a> {
 
     // ----- scrape configs --------------------------------------------------------------
 
-    fn scrape_config(
+    pub(crate) fn scrape_config(
         &mut self,
         path: &str,
         raw: &RawScrapeConfig,

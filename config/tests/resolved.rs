@@ -546,7 +546,7 @@ fn comprehensive_warnings_name_their_location() {
         config
             .warnings
             .iter()
-            .any(|w| w.contains(": scrape_config_files: Ember records scrape_config_files"))
+            .any(|w| w.contains(": scrape_config_files: scrape_config_files are only read when"))
     );
     assert!(
         config
@@ -820,5 +820,72 @@ fn anchors_aliases_and_merge_keys_are_resolved() {
             .http_client
             .tls
             .insecure_skip_verify
+    );
+}
+
+#[test]
+fn load_file_reads_scrape_config_files() {
+    let dir = testdata().join("scrape-config-files");
+    let config = load_file(&dir.join("prometheus.yml")).expect("loads");
+    let jobs: Vec<&str> = config
+        .scrape_configs
+        .iter()
+        .map(|job| job.job_name.as_str())
+        .collect();
+    assert_eq!(jobs, ["main", "a", "b"]);
+    let a = config.scrape_config("a").expect("job from jobs/a.yml");
+    assert_eq!(
+        a.scrape_interval,
+        secs(20),
+        "global defaults apply to included jobs"
+    );
+    assert_eq!(
+        a.http_client
+            .basic_auth
+            .as_ref()
+            .and_then(|auth| auth.password.clone()),
+        Some(SecretSource::File(dir.join("jobs/secrets/password"))),
+        "relative paths resolve against the including file's directory"
+    );
+    assert_eq!(
+        a.service_discovery.file_sd_configs[0].files,
+        [dir.join("jobs/targets/*.json")]
+    );
+    assert_eq!(
+        config.scrape_config("b").expect("job").scrape_interval,
+        secs(60)
+    );
+    assert_eq!(config.warnings.len(), 1, "{:#?}", config.warnings);
+    let b_file = dir.join("jobs/b.yml").display().to_string();
+    assert!(
+        config.warnings[0].starts_with(&format!(
+            "{b_file}:4:5: scrape_configs[0].kubernetes_sd_configs:"
+        )),
+        "{}",
+        config.warnings[0]
+    );
+}
+
+#[test]
+fn scrape_config_files_errors_name_the_included_file() {
+    let dir = testdata().join("scrape-config-files-duplicate");
+    let error = load_file(&dir.join("prometheus.yml")).expect_err("duplicate job");
+    let more = dir.join("jobs/more.yml").display().to_string();
+    let main = dir.join("prometheus.yml").display().to_string();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{more}:3:5: scrape_configs[1].job_name: found multiple scrape configs with job name \"a\", first found in {main}"
+        )
+    );
+
+    let dir = testdata().join("scrape-config-files-invalid");
+    let error = load_file(&dir.join("prometheus.yml")).expect_err("global is not allowed there");
+    let bad = dir.join("jobs/bad.yml").display().to_string();
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("{bad}:4:1: global: unknown field `global`")),
+        "{error}"
     );
 }
