@@ -190,30 +190,22 @@ impl<'a> TextParser<'a> {
         if name.is_some() {
             c.skip_blanks();
         }
-        let raw_end;
-        match c.peek() {
-            Some(b'{') => {
+        let raw_end = match (c.peek(), name) {
+            (Some(b'{'), _) => {
                 c.pos += 1;
                 parse_labels(c, &mut self.scratch, &mut self.labels, &mut name)?;
-                raw_end = c.pos;
+                let end = c.pos;
                 c.skip_blanks();
+                end
             }
-            Some(b' ' | b'\t') | None | Some(b'\n') if name.is_some() => {
-                raw_end = name.map_or(c.pos, |n| n.end);
+            // Blanks (already skipped) separate the name from the value; a
+            // bare name at the end of the line fails below, wanting a value.
+            (next, Some(n)) if c.pos > n.end || matches!(next, None | Some(b'\n')) => n.end,
+            (_, Some(_)) => return Err(c.unexpected("blank or \"{\" after metric name")),
+            (_, None) => {
+                return Err(c.error(ParseErrorKind::InvalidMetricName(c.describe_here())));
             }
-            _ if name.is_some() && c.pos > name.map_or(0, |n| n.end) => {
-                // Blanks separated the name from something that is not
-                // `{`: that is the value.
-                raw_end = name.map_or(c.pos, |n| n.end);
-            }
-            _ => {
-                return Err(if name.is_some() {
-                    c.unexpected("blank or \"{\" after metric name")
-                } else {
-                    c.error(ParseErrorKind::InvalidMetricName(c.describe_here()))
-                });
-            }
-        }
+        };
         let name = name.ok_or_else(|| c.error_at(start, ParseErrorKind::MissingMetricName))?;
         let value_ref = c.scan_until_blank();
         if value_ref.start == value_ref.end {
@@ -520,6 +512,31 @@ something_weird{problem="division by zero"} +Inf -3982045
         let err = p.next_entry().unwrap_err();
         assert_eq!(err.kind, ParseErrorKind::InvalidUtf8);
         assert_eq!(err.line, 2);
+    }
+
+    #[test]
+    fn quoted_utf8_names() {
+        let got = entries(
+            "# HELP \"my.metric\" Dotted.\n# TYPE \"my.metric\" gauge\n\
+             {\"my.metric\"} 1\n\
+             { \"my.metric\" , \"a.b\"=\"c\", d=\"e\", } 2\n\
+             plain{\"l\\\"q\"=\"v\"} 3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                r#"HELP my.metric "Dotted.""#,
+                "TYPE my.metric gauge",
+                r#"my.metric{} 1 None raw={"my.metric"}"#,
+                r#"my.metric{a.b="c",d="e"} 2 None raw={ "my.metric" , "a.b"="c", d="e", }"#,
+                r#"plain{l"q="v"} 3 None raw=plain{"l\"q"="v"}"#,
+            ]
+        );
+        // The quoted name must come first, and only once.
+        assert!(entries("{a=\"b\", \"name\"} 1\n").is_err());
+        assert!(entries("name{\"other\"} 1\n").is_err());
+        assert!(entries("{\"\"} 1\n").is_err());
     }
 
     #[test]
