@@ -27,13 +27,23 @@
 //! # Differences from RE2 (Go's `regexp`, which Prometheus uses)
 //!
 //! Ember uses the `regex` crate, whose syntax and linear-time guarantees
-//! follow RE2. Known differences a user could notice:
-//! - `\d`, `\w`, `\s` and `\b` are Unicode-aware here and ASCII-only in RE2
-//!   (`=~"\\d+"` matches `"٣"` in Ember, not in Prometheus). `(?-u:\d)` and
-//!   `[0-9]` are ASCII in both.
-//! - RE2's `\C` (any byte) and `\Q...\E` (literal text) are rejected.
-//! - Counted repetitions are limited by compiled size here (`a{1000}{1000}`
-//!   fails to compile) and by a count of 1000 in RE2.
+//! follow RE2. Where the two differ in meaning, Ember follows RE2: the Perl
+//! classes `\d`, `\w`, `\s` and the word boundaries `\b`, `\B` are
+//! Unicode-aware in the `regex` crate but ASCII-only in RE2, so patterns
+//! are rewritten (`\d` → `[[:digit:]]`, `\s` → `[\t\n\f\r ]`, `\b` →
+//! `(?-u:\b)`) before compiling; `=~"\\d+"` does not match `"٣"`, as in
+//! Prometheus. Remaining differences a user could notice:
+//! - Go's `\Q...\E` (literal text) is rejected; escape the text instead
+//!   (`regex::escape`).
+//! - Inside brackets, a nested `[`, `&&`, `--` and `~~` are nesting and set
+//!   operations here and plain characters in RE2: `[[a]]` is "`[` or `a`,
+//!   then `]`" in RE2 and "`a`" here. Such patterns are rare in label
+//!   matchers; write `\[` for a literal bracket, which means the same in
+//!   both.
+//! - The `regex` crate accepts some syntax RE2 rejects (`\b{start}` and
+//!   the other extended word boundaries, `(?x)` verbose mode, counted
+//!   repetitions over RE2's limit of 1000 as long as the compiled program
+//!   stays within the size limit).
 //!
 //! ```
 //! use ember_model::matcher::{MatchOp, Matcher};
@@ -52,6 +62,9 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
+use regex_syntax::ast::{self, Ast};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 use crate::labels::{Labels, is_valid_legacy_label_name, write_go_quoted};
@@ -351,15 +364,16 @@ impl FastRegex {
         // Parse the pattern on its own first: besides giving the tree to
         // analyse, this rejects text such as `a)|(b` that would otherwise
         // change meaning once wrapped in the anchoring group below.
+        let pattern_text = re2_semantics(pattern).map_err(invalid)?;
         let hir = regex_syntax::ParserBuilder::new()
             .dot_matches_new_line(true)
             .build()
-            .parse(pattern)
+            .parse(&pattern_text)
             .map_err(|e| invalid(e.to_string()))?;
         let strategy = match analyse(&hir) {
             Some(strategy) => strategy,
             None => {
-                let regex = regex::Regex::new(&format!("^(?s:{pattern})$"))
+                let regex = regex::Regex::new(&format!("^(?s:{pattern_text})$"))
                     .map_err(|e| invalid(e.to_string()))?;
                 Strategy::Regex(regex)
             }
@@ -395,6 +409,152 @@ impl FastRegex {
             }
             Strategy::Regex(regex) => regex.is_match(value),
         }
+    }
+}
+
+/// Rewrites `pattern` so the `regex` crate gives it RE2's meaning: the
+/// Perl classes become their ASCII definitions and word boundaries become
+/// ASCII word boundaries (see the module docs). Patterns without a
+/// backslash cannot contain either and are returned as they are.
+fn re2_semantics(pattern: &str) -> Result<Cow<'_, str>, String> {
+    if !pattern.contains('\\') {
+        return Ok(Cow::Borrowed(pattern));
+    }
+    let mut ast = ast::parse::Parser::new()
+        .parse(pattern)
+        .map_err(|e| e.to_string())?;
+    if !rewrite_ast(&mut ast) {
+        return Ok(Cow::Borrowed(pattern));
+    }
+    let mut rewritten = String::with_capacity(pattern.len() + 16);
+    ast::print::Printer::new()
+        .print(&ast, &mut rewritten)
+        .map_err(|e| e.to_string())?;
+    Ok(Cow::Owned(rewritten))
+}
+
+/// Applies [`re2_semantics`]'s rewrites in place; returns whether any was
+/// made.
+fn rewrite_ast(node: &mut Ast) -> bool {
+    match node {
+        Ast::ClassPerl(perl) => {
+            let replacement = ascii_perl_class(perl);
+            *node = Ast::class_bracketed(replacement);
+            true
+        }
+        Ast::Assertion(assertion)
+            if matches!(
+                assertion.kind,
+                ast::AssertionKind::WordBoundary | ast::AssertionKind::NotWordBoundary
+            ) =>
+        {
+            let span = assertion.span;
+            let boundary = std::mem::replace(node, Ast::empty(span));
+            *node = Ast::group(ast::Group {
+                span,
+                kind: ast::GroupKind::NonCapturing(ast::Flags {
+                    span,
+                    items: vec![
+                        ast::FlagsItem {
+                            span,
+                            kind: ast::FlagsItemKind::Negation,
+                        },
+                        ast::FlagsItem {
+                            span,
+                            kind: ast::FlagsItemKind::Flag(ast::Flag::Unicode),
+                        },
+                    ],
+                }),
+                ast: Box::new(boundary),
+            });
+            true
+        }
+        Ast::ClassBracketed(class) => rewrite_class_set(&mut class.kind),
+        Ast::Repetition(repetition) => rewrite_ast(&mut repetition.ast),
+        Ast::Group(group) => rewrite_ast(&mut group.ast),
+        Ast::Alternation(alternation) => alternation
+            .asts
+            .iter_mut()
+            .fold(false, |changed, a| rewrite_ast(a) | changed),
+        Ast::Concat(concat) => concat
+            .asts
+            .iter_mut()
+            .fold(false, |changed, a| rewrite_ast(a) | changed),
+        Ast::Empty(_)
+        | Ast::Flags(_)
+        | Ast::Literal(_)
+        | Ast::Dot(_)
+        | Ast::Assertion(_)
+        | Ast::ClassUnicode(_) => false,
+    }
+}
+
+fn rewrite_class_set(set: &mut ast::ClassSet) -> bool {
+    match set {
+        ast::ClassSet::Item(item) => rewrite_class_item(item),
+        ast::ClassSet::BinaryOp(op) => {
+            rewrite_class_set(&mut op.lhs) | rewrite_class_set(&mut op.rhs)
+        }
+    }
+}
+
+fn rewrite_class_item(item: &mut ast::ClassSetItem) -> bool {
+    match item {
+        ast::ClassSetItem::Perl(perl) => {
+            let replacement = ascii_perl_class(perl);
+            *item = ast::ClassSetItem::Bracketed(Box::new(replacement));
+            true
+        }
+        ast::ClassSetItem::Bracketed(class) => rewrite_class_set(&mut class.kind),
+        ast::ClassSetItem::Union(union) => union
+            .items
+            .iter_mut()
+            .fold(false, |changed, i| rewrite_class_item(i) | changed),
+        ast::ClassSetItem::Empty(_)
+        | ast::ClassSetItem::Literal(_)
+        | ast::ClassSetItem::Range(_)
+        | ast::ClassSetItem::Ascii(_)
+        | ast::ClassSetItem::Unicode(_) => false,
+    }
+}
+
+/// RE2's definition of a Perl class as a bracketed class: `\d` is
+/// `[0-9]`, `\w` is `[0-9A-Za-z_]`, `\s` is `[\t\n\f\r ]` (no `\v`,
+/// unlike POSIX `[[:space:]]`); negated forms negate over all characters.
+fn ascii_perl_class(perl: &ast::ClassPerl) -> ast::ClassBracketed {
+    let span = perl.span;
+    let ascii = |kind| {
+        ast::ClassSet::Item(ast::ClassSetItem::Ascii(ast::ClassAscii {
+            span,
+            kind,
+            negated: false,
+        }))
+    };
+    let literal = |kind, c| ast::ClassSetItem::Literal(ast::Literal { span, kind, c });
+    let kind = match perl.kind {
+        ast::ClassPerlKind::Digit => ascii(ast::ClassAsciiKind::Digit),
+        ast::ClassPerlKind::Word => ascii(ast::ClassAsciiKind::Word),
+        ast::ClassPerlKind::Space => {
+            use ast::{LiteralKind, SpecialLiteralKind};
+            ast::ClassSet::Item(ast::ClassSetItem::Union(ast::ClassSetUnion {
+                span,
+                items: vec![
+                    literal(LiteralKind::Special(SpecialLiteralKind::Tab), '\t'),
+                    literal(LiteralKind::Special(SpecialLiteralKind::LineFeed), '\n'),
+                    literal(LiteralKind::Special(SpecialLiteralKind::FormFeed), '\u{c}'),
+                    literal(
+                        LiteralKind::Special(SpecialLiteralKind::CarriageReturn),
+                        '\r',
+                    ),
+                    literal(LiteralKind::HexFixed(ast::HexLiteralKind::X), ' '),
+                ],
+            }))
+        }
+    };
+    ast::ClassBracketed {
+        span,
+        negated: perl.negated,
+        kind,
     }
 }
 
@@ -659,6 +819,44 @@ mod tests {
                 "{pattern}"
             );
         }
+    }
+
+    #[test]
+    fn perl_classes_and_word_boundaries_are_ascii_as_in_re2() {
+        let digits = re("\\d+");
+        assert!(digits.matches("0123456789"));
+        assert!(
+            !digits.matches("\u{663}"),
+            "ARABIC-INDIC DIGIT THREE is not \\d in RE2"
+        );
+        let non_digit = re("\\D");
+        assert!(non_digit.matches("\u{663}") && non_digit.matches("é") && !non_digit.matches("7"));
+        let word = re("\\w+");
+        assert!(word.matches("a_Z9") && !word.matches("é"));
+        assert!(re("\\W").matches("é"));
+        let space = re("\\s");
+        for c in ["\t", "\n", "\u{c}", "\r", " "] {
+            assert!(space.matches(c), "{c:?}");
+        }
+        assert!(!space.matches("\u{b}"), "RE2's \\s has no vertical tab");
+        assert!(!space.matches("\u{a0}"));
+        assert!(re("\\S").matches("\u{a0}"));
+        // Inside brackets, negated brackets and set operations.
+        assert!(re("[\\d_]+").matches("1_2") && !re("[\\d_]+").matches("\u{663}"));
+        assert!(re("[^\\d]").matches("\u{663}") && !re("[^\\d]").matches("3"));
+        assert!(re("[\\D]").matches("x") && !re("[\\D]").matches("3"));
+        assert!(re("[\\s]").matches(" ") && !re("[\\s]").matches("\u{b}"));
+        assert!(re("[\\w&&[^_]]+").matches("ab") && !re("[\\w&&[^_]]+").matches("a_"));
+        // ASCII word boundaries: `é` is not a word character in RE2, so
+        // there is a boundary between it and `a`.
+        assert!(re(".*\\ba").matches("éa"));
+        assert!(!re(".*\\Ba").matches("éa"));
+        assert!(re("a\\b.*").matches("a b"));
+        // Escapes that are not Perl classes survive the rewrite.
+        assert!(re("\\d\\.\\x41\\t").matches("1.A\t"));
+        // Fast paths still apply to rewritten patterns.
+        assert_eq!(strategy_name(&re("foo\\.bar")), "set");
+        assert_eq!(strategy_name(&re("\\d")), "set");
     }
 
     #[test]
