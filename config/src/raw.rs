@@ -2,7 +2,7 @@
 //!
 //! Every struct denies unknown fields, so a typo is an error with a position rather than
 //! a silently ignored setting. Scalars that need parsing (durations, sizes, URLs, regular
-//! expressions) stay strings here and are parsed by [`crate::validate`], which knows
+//! expressions) stay strings here and are parsed during validation, which knows
 //! each field's path and so can say where a bad value is. Optional settings are
 //! `Option`s, and lists and maps are `Option`s too, because Prometheus accepts an empty
 //! (null) value for them: its own example file has `rule_files:` followed by comments
