@@ -2,7 +2,7 @@
 //!
 //! Deserialisation errors from `serde-saphyr` carry a line and column but no field path,
 //! and errors found during validation know their field path but not their position. A
-//! A `SourceMap` answers both questions: it walks the parser's event stream once and
+//! `SourceMap` answers both questions: it walks the parser's event stream once and
 //! records, for every mapping key and every value, its dotted path
 //! (`scrape_configs[1].scrape_timeout`) and its 1-based position. Keeping positions
 //! out of the raw types keeps those types plain serde structs.
