@@ -192,6 +192,24 @@ impl HistogramCheck {
     }
 }
 
+/// The three metadata lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MetadataKind {
+    Help,
+    Type,
+    Unit,
+}
+
+impl MetadataKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Help => "HELP",
+            Self::Type => "TYPE",
+            Self::Unit => "UNIT",
+        }
+    }
+}
+
 /// One parsed sample line, as positions.
 #[derive(Debug, Clone, Copy)]
 struct SampleLine {
@@ -353,11 +371,11 @@ impl<'a> OpenMetricsParser<'a> {
         let line_start = c.pos;
         let rest = &c.bytes[c.pos..];
         let kind = if rest.starts_with(b"# HELP ") {
-            "HELP"
+            MetadataKind::Help
         } else if rest.starts_with(b"# TYPE ") {
-            "TYPE"
+            MetadataKind::Type
         } else if rest.starts_with(b"# UNIT ") {
-            "UNIT"
+            MetadataKind::Unit
         } else {
             return Err(c.unexpected("\"# HELP\", \"# TYPE\", \"# UNIT\" or \"# EOF\""));
         };
@@ -400,23 +418,23 @@ impl<'a> OpenMetricsParser<'a> {
         let violation = |v| cur.error_at(line_start, ParseErrorKind::Violation(v));
         if self.options.strict && st.has_samples {
             return Err(violation(Violation::MetadataAfterSamples {
-                kind,
+                kind: kind.as_str(),
                 family: st.name.clone(),
             }));
         }
         let already = match kind {
-            "HELP" => st.help_seen,
-            "TYPE" => st.metric_type.is_some(),
-            _ => st.unit.is_some(),
+            MetadataKind::Help => st.help_seen,
+            MetadataKind::Type => st.metric_type.is_some(),
+            MetadataKind::Unit => st.unit.is_some(),
         };
         if self.options.strict && already {
             return Err(violation(Violation::RepeatedMetadata {
-                kind,
+                kind: kind.as_str(),
                 family: st.name.clone(),
             }));
         }
         match kind {
-            "HELP" => {
+            MetadataKind::Help => {
                 st.help_seen = true;
                 let text = unescape_help(text, input, &mut self.scratch, true);
                 let scratch = self.scratch.as_str();
@@ -425,7 +443,7 @@ impl<'a> OpenMetricsParser<'a> {
                     text: text.resolve(input, scratch),
                 })
             }
-            "TYPE" => {
+            MetadataKind::Type => {
                 let metric_type = type_names::parse_openmetrics(text_str).ok_or_else(|| {
                     cur.error_at(
                         text.start,
@@ -438,7 +456,7 @@ impl<'a> OpenMetricsParser<'a> {
                     metric_type,
                 })
             }
-            _ => {
+            MetadataKind::Unit => {
                 // The unit must be a suffix of the family name ("_seconds").
                 let matches = text_str.is_empty()
                     || st
@@ -497,70 +515,21 @@ impl<'a> OpenMetricsParser<'a> {
 
         let mut le = None;
         if strict {
-            if metric_type == MetricType::StateSet && labels.get(&st.name).is_none() {
-                return Err(fail(Violation::StateSetMissingLabel(st.name.clone())));
-            }
-            if is_bucket {
-                let text = labels.get("le");
-                le = text.and_then(parse_float).filter(|v| !v.is_nan());
-                let canonical = match (le, text) {
-                    (Some(v), Some(t)) if v.is_infinite() => t == "+Inf" || t == "-Inf",
-                    (Some(_), _) => true,
-                    _ => false,
-                };
-                if !canonical {
-                    return Err(fail(Violation::InvalidLe(name.to_owned())));
-                }
-            }
-            if matches!(suffix, "_bucket" | "_count" | "_gcount")
-                && !(value.is_finite() && value.fract() == 0.0)
-            {
-                return Err(fail(Violation::NonIntegerCount(name.to_owned())));
-            }
-            if is_quantile {
-                let q = labels.get("quantile").and_then(parse_float);
-                if !q.is_some_and(|q| (0.0..=1.0).contains(&q)) {
-                    return Err(fail(Violation::InvalidQuantile(name.to_owned())));
-                }
-                if value < 0.0 {
-                    return Err(fail(Violation::NegativeQuantileValue));
-                }
-            }
-            match metric_type {
-                MetricType::StateSet if value != 0.0 && value != 1.0 => {
-                    return Err(fail(Violation::StateSetValue(value)));
-                }
-                MetricType::Info if value != 1.0 => return Err(fail(Violation::InfoValue(value))),
-                _ => {}
-            }
-            let counter_like = matches!(
+            let exemplar_labels = line
+                .exemplar
+                .map(|_| LabelPairs::new(&self.exemplar_labels, input, scratch));
+            le = check_sample_values(
+                &st.name,
+                metric_type,
+                name,
                 suffix,
-                "_total" | "_sum" | "_count" | "_bucket" | "_gcount" | "_gsum"
-            );
-            if counter_like && (value.is_nan() || (value < 0.0 && suffix != "_gsum")) {
-                return Err(fail(Violation::InvalidCounterValue {
-                    sample: name.to_owned(),
-                    value,
-                }));
-            }
-            if line.exemplar.is_some() {
-                let allowed = match metric_type {
-                    MetricType::Histogram | MetricType::GaugeHistogram => is_bucket,
-                    MetricType::Counter => suffix == "_total",
-                    _ => false,
-                };
-                if !allowed {
-                    return Err(fail(Violation::ExemplarNotAllowed(name.to_owned())));
-                }
-                let ex_labels = LabelPairs::new(&self.exemplar_labels, input, scratch);
-                let length: usize = ex_labels
-                    .iter()
-                    .map(|(n, v)| n.chars().count() + v.chars().count())
-                    .sum();
-                if length > EXEMPLAR_MAX_CHARS {
-                    return Err(fail(Violation::ExemplarTooLong(length)));
-                }
-            }
+                labels,
+                exemplar_labels,
+                value,
+                is_bucket,
+                is_quantile,
+            )
+            .map_err(fail)?;
         }
 
         // Metric (group) contiguity and timestamp order.
@@ -679,6 +648,87 @@ impl<'a> OpenMetricsParser<'a> {
         }
         Ok(is_created && self.options.skip_created_series)
     }
+}
+
+/// The value and label rules of a single sample (strict mode); returns the
+/// parsed `le` of a bucket.
+#[allow(clippy::too_many_arguments)]
+fn check_sample_values(
+    family: &str,
+    metric_type: MetricType,
+    name: &str,
+    suffix: &str,
+    labels: LabelPairs<'_>,
+    exemplar_labels: Option<LabelPairs<'_>>,
+    value: f64,
+    is_bucket: bool,
+    is_quantile: bool,
+) -> Result<Option<f64>, Violation> {
+    let mut le = None;
+    if metric_type == MetricType::StateSet && labels.get(family).is_none() {
+        return Err(Violation::StateSetMissingLabel(family.to_owned()));
+    }
+    if is_bucket {
+        let text = labels.get("le");
+        le = text.and_then(parse_float).filter(|v| !v.is_nan());
+        let canonical = match (le, text) {
+            (Some(v), Some(t)) if v.is_infinite() => t == "+Inf" || t == "-Inf",
+            (Some(_), _) => true,
+            _ => false,
+        };
+        if !canonical {
+            return Err(Violation::InvalidLe(name.to_owned()));
+        }
+    }
+    if matches!(suffix, "_bucket" | "_count" | "_gcount")
+        && !(value.is_finite() && value.fract() == 0.0)
+    {
+        return Err(Violation::NonIntegerCount(name.to_owned()));
+    }
+    if is_quantile {
+        let q = labels.get("quantile").and_then(parse_float);
+        if !q.is_some_and(|q| (0.0..=1.0).contains(&q)) {
+            return Err(Violation::InvalidQuantile(name.to_owned()));
+        }
+        if value < 0.0 {
+            return Err(Violation::NegativeQuantileValue);
+        }
+    }
+    match metric_type {
+        MetricType::StateSet if value != 0.0 && value != 1.0 => {
+            return Err(Violation::StateSetValue(value));
+        }
+        MetricType::Info if value != 1.0 => return Err(Violation::InfoValue(value)),
+        _ => {}
+    }
+    let counter_like = matches!(
+        suffix,
+        "_total" | "_sum" | "_count" | "_bucket" | "_gcount" | "_gsum"
+    );
+    if counter_like && (value.is_nan() || (value < 0.0 && suffix != "_gsum")) {
+        return Err(Violation::InvalidCounterValue {
+            sample: name.to_owned(),
+            value,
+        });
+    }
+    if let Some(ex_labels) = exemplar_labels {
+        let allowed = match metric_type {
+            MetricType::Histogram | MetricType::GaugeHistogram => is_bucket,
+            MetricType::Counter => suffix == "_total",
+            _ => false,
+        };
+        if !allowed {
+            return Err(Violation::ExemplarNotAllowed(name.to_owned()));
+        }
+        let length: usize = ex_labels
+            .iter()
+            .map(|(n, v)| n.chars().count() + v.chars().count())
+            .sum();
+        if length > EXEMPLAR_MAX_CHARS {
+            return Err(Violation::ExemplarTooLong(length));
+        }
+    }
+    Ok(le)
 }
 
 impl FamilyState {
