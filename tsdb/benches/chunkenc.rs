@@ -58,12 +58,15 @@ impl Rng {
 type Series = Vec<(i64, f64)>;
 
 /// Scrape timestamps: a 15 s grid, jitter with a standard deviation of about
-/// 2 ms, and one scrape in 200 late by 20 to 200 ms.
-fn scrape_timestamps(rng: &mut Rng, n: usize) -> Vec<i64> {
+/// 2 ms (unless `aligned`, as when the scraper snaps timestamps within a
+/// tolerance to the grid, like Prometheus's `scrape.timestamp-tolerance`),
+/// and one scrape in 200 late by 20 to 200 ms.
+fn scrape_timestamps(rng: &mut Rng, n: usize, aligned: bool) -> Vec<i64> {
     let start = 1_700_000_000_000 + (rng.next_u64() % 15_000) as i64;
     (0..n)
         .map(|i| {
-            let mut jitter = (rng.gauss() * 2.0).round() as i64;
+            let noise = (rng.gauss() * 2.0).round() as i64;
+            let mut jitter = if aligned { 0 } else { noise };
             if rng.chance(0.005) {
                 jitter += 20 + (rng.next_u64() % 180) as i64;
             }
@@ -72,8 +75,8 @@ fn scrape_timestamps(rng: &mut Rng, n: usize) -> Vec<i64> {
         .collect()
 }
 
-fn node_series(rng: &mut Rng, class: usize, n: usize) -> Series {
-    let ts = scrape_timestamps(rng, n);
+fn node_series(rng: &mut Rng, class: usize, n: usize, aligned: bool) -> Series {
+    let ts = scrape_timestamps(rng, n, aligned);
     let mut values = Vec::with_capacity(n);
     match class {
         // Constant: info metrics, sizes, MTUs, zero error counters.
@@ -174,13 +177,13 @@ const NODE_MIX: [(usize, f64, &str); 7] = [
     (6, 0.05, "arbitrary float"),
 ];
 
-fn node_data() -> Vec<(usize, Series)> {
+fn node_data(aligned: bool) -> Vec<(usize, Series)> {
     let mut rng = Rng(42);
     let n = SAMPLES_PER_CHUNK * CHUNKS_PER_SERIES;
     let mut out = Vec::new();
     for &(class, share, _) in &NODE_MIX {
         for _ in 0..(share * SERIES as f64).round() as usize {
-            out.push((class, node_series(&mut rng, class, n)));
+            out.push((class, node_series(&mut rng, class, n, aligned)));
         }
     }
     out
@@ -304,7 +307,7 @@ fn prometheus_size(series: &[(i64, f64)]) -> usize {
 }
 
 fn report_sizes() {
-    let node = node_data();
+    let node = node_data(false);
     println!("bytes per sample, chunks of {SAMPLES_PER_CHUNK} samples ({SERIES} series)");
     println!("{:<28} {:>10} {:>12}", "data set", "ember", "prometheus");
     let (mut ember_total, mut prom_total, mut samples_total) = (0, 0, 0);
@@ -330,6 +333,16 @@ fn report_sizes() {
         ember_total as f64 / samples_total as f64,
         prom_total as f64 / samples_total as f64
     );
+    let aligned = node_data(true);
+    let n: usize = aligned.iter().map(|(_, s)| s.len()).sum();
+    let e: usize = aligned.iter().map(|(_, s)| ember_size(s)).sum();
+    let p: usize = aligned.iter().map(|(_, s)| prometheus_size(s)).sum();
+    println!(
+        "{:<28} {:>10.3} {:>12.3}",
+        "node (all), aligned ts",
+        e as f64 / n as f64,
+        p as f64 / n as f64
+    );
     let walk = random_walk_data();
     let n: usize = walk.iter().map(Vec::len).sum();
     let e: usize = walk.iter().map(|s| ember_size(s)).sum();
@@ -343,7 +356,11 @@ fn report_sizes() {
 }
 
 fn bench_chunks(c: &mut Criterion) {
-    let node: Vec<Series> = node_data().into_iter().map(|(_, s)| s).take(100).collect();
+    let node: Vec<Series> = node_data(false)
+        .into_iter()
+        .map(|(_, s)| s)
+        .take(100)
+        .collect();
     let walk: Vec<Series> = random_walk_data().into_iter().take(100).collect();
     for (name, data) in [("node", &node), ("random_walk", &walk)] {
         let samples: usize = data.iter().map(Vec::len).sum();

@@ -257,14 +257,51 @@ struct SeriesState {
 /// that many one bits followed by a zero; six ones introduce an escape.
 const RESIDUAL_BUCKETS: [(u32, u32); 6] = [(0, 0), (1, 4), (2, 8), (3, 14), (4, 24), (5, 64)];
 const ESCAPE_ONES: u32 = 6;
+/// Beyond this many bits a residual means the values are effectively
+/// random, and the encoder switches to float mode instead of writing it.
+const MAX_DECIMAL_RESIDUAL_BITS: u32 = 24;
 const ESCAPE_STALE: u64 = 0b00;
 const ESCAPE_RESCALE: u64 = 0b01;
 const ESCAPE_TO_FLOAT: u64 = 0b10;
 const ESCAPE_RESHIFT: u64 = 0b11;
 
-/// Timestamp residual buckets: (prefix ones, payload bits). Five ones with
-/// no terminating zero select the 64-bit bucket.
-const TS_BUCKETS: [(u32, u32); 6] = [(0, 0), (1, 3), (2, 6), (3, 10), (4, 32), (5, 64)];
+/// Timestamp residual buckets from the third on: (prefix ones, payload
+/// bits). Five ones with no terminating zero select the 64-bit bucket. The
+/// first two buckets (`0` and `10`, `110` with a magnitude-and-sign payload)
+/// are written by [`write_time_residual`] itself.
+const TS_BUCKETS: [(u32, u32); 3] = [(3, 10), (4, 32), (5, 64)];
+
+/// Writes a timestamp residual (see "Timestamps" in the format page).
+#[inline]
+fn write_time_residual(w: &mut BitWriter, residual: i64) {
+    let sign = u64::from(residual < 0);
+    match residual.unsigned_abs() {
+        0 => w.write_bit(false),
+        // `10` then (|r| - 1, sign): ±1, ±2.
+        magnitude @ 1..=2 => w.write_bits(0b10_00 | (magnitude - 1) << 1 | sign, 4),
+        // `110` then (|r| - 3, sign): ±3 ... ±6.
+        magnitude @ 3..=6 => w.write_bits(0b110_000 | (magnitude - 3) << 1 | sign, 6),
+        _ => write_bucketed(w, &TS_BUCKETS, 5, residual),
+    }
+}
+
+/// Reads a timestamp residual written by [`write_time_residual`].
+#[inline]
+fn read_time_residual(r: &mut BitReader<'_>) -> Result<i64, EndOfStream> {
+    let ones = r.read_unary(5)?;
+    let (base, payload) = match ones {
+        0 => return Ok(0),
+        1 => (1, r.read_bits(2)?),
+        2 => (3, r.read_bits(3)?),
+        _ => return r.read_signed(TS_BUCKETS[ones as usize - 3].1),
+    };
+    let magnitude = base + (payload >> 1) as i64;
+    Ok(if payload & 1 == 1 {
+        -magnitude
+    } else {
+        magnitude
+    })
+}
 
 #[inline]
 fn fits_signed(value: i64, bits: u32) -> bool {
@@ -446,7 +483,7 @@ impl XorChunk {
                     Some(tracker) => {
                         let (predicted, rounded) = tracker.predict();
                         let residual = t.wrapping_sub(rounded);
-                        write_bucketed(w, &TS_BUCKETS, 5, residual);
+                        write_time_residual(w, residual);
                         tracker.update(predicted, t, state.prev_t, residual);
                     }
                 }
@@ -458,6 +495,21 @@ impl XorChunk {
         self.writer.bytes_mut()[..HEADER_LEN].copy_from_slice(&self.num_samples.to_be_bytes());
         Ok(())
     }
+}
+
+/// The decimal state re-scaled for `v`, with `v`'s integer at the new
+/// scale, if `v` is a short decimal at a larger scale and re-scaling does
+/// not overflow.
+fn rescale(dec: &Decimal, v: f64) -> Option<(Decimal, i64)> {
+    let (scale, new_m) = smallest_scale(v, dec.scale + 1)?;
+    let factor = POW10_I64[usize::from(scale - dec.scale)];
+    let rescaled = Decimal {
+        scale,
+        m: dec.m.checked_mul(factor)?,
+        delta: dec.delta.checked_mul(factor)?,
+        ..*dec
+    };
+    Some((rescaled, new_m))
 }
 
 #[inline]
@@ -474,45 +526,39 @@ fn encode_value(w: &mut BitWriter, mode: &mut ValueMode, v: f64) {
             if let Some(new_m) = decimal_at(v, dec.scale) {
                 let residual = new_m.wrapping_sub(dec.predict());
                 let shift = shift_of(residual).min(dec.shift);
-                if shift < dec.shift {
-                    write_escape(w, ESCAPE_RESHIFT);
-                    w.write_bits(u64::from(shift), 5);
-                    dec.shift = shift;
+                if fits_signed(residual >> shift, MAX_DECIMAL_RESIDUAL_BITS) {
+                    if shift < dec.shift {
+                        write_escape(w, ESCAPE_RESHIFT);
+                        w.write_bits(u64::from(shift), 5);
+                        dec.shift = shift;
+                    }
+                    write_bucketed(w, &RESIDUAL_BUCKETS, ESCAPE_ONES, residual >> shift);
+                    dec.update(new_m);
+                    return;
                 }
-                write_bucketed(w, &RESIDUAL_BUCKETS, ESCAPE_ONES, residual >> shift);
-                dec.update(new_m);
-                return;
-            }
-            if v.to_bits() == STALE_NAN_BITS {
+            } else if v.to_bits() == STALE_NAN_BITS {
                 write_escape(w, ESCAPE_STALE);
                 return;
-            }
-            let rescaled = smallest_scale(v, dec.scale + 1).and_then(|(scale, new_m)| {
-                let factor = POW10_I64[usize::from(scale - dec.scale)];
-                let rescaled = Decimal {
-                    scale,
-                    m: dec.m.checked_mul(factor)?,
-                    delta: dec.delta.checked_mul(factor)?,
-                    ..*dec
-                };
-                Some((rescaled, new_m))
-            });
-            if let Some((mut rescaled, new_m)) = rescaled {
+            } else if let Some((mut rescaled, new_m)) = rescale(dec, v) {
                 let residual = new_m.wrapping_sub(rescaled.predict());
                 rescaled.shift = shift_of(residual);
-                write_escape(w, ESCAPE_RESCALE);
-                w.write_bits(u64::from(rescaled.scale), 4);
-                w.write_bits(u64::from(rescaled.shift), 5);
-                write_bucketed(
-                    w,
-                    &RESIDUAL_BUCKETS,
-                    ESCAPE_ONES,
-                    residual >> rescaled.shift,
-                );
-                rescaled.update(new_m);
-                *dec = rescaled;
-                return;
+                if fits_signed(residual >> rescaled.shift, MAX_DECIMAL_RESIDUAL_BITS) {
+                    write_escape(w, ESCAPE_RESCALE);
+                    w.write_bits(u64::from(rescaled.scale), 4);
+                    w.write_bits(u64::from(rescaled.shift), 5);
+                    write_bucketed(
+                        w,
+                        &RESIDUAL_BUCKETS,
+                        ESCAPE_ONES,
+                        residual >> rescaled.shift,
+                    );
+                    rescaled.update(new_m);
+                    *dec = rescaled;
+                    return;
+                }
             }
+            // Not a short decimal, or one so far from the prediction that
+            // the values are effectively random: XOR coding does better.
             write_escape(w, ESCAPE_TO_FLOAT);
             w.write_bits(v.to_bits(), 64);
             *mode = ValueMode::Float {
@@ -693,9 +739,7 @@ impl<'a> XorIterator<'a> {
                         t
                     }
                     Some(tracker) => {
-                        let ones = r.read_unary(5)?;
-                        let bits = TS_BUCKETS[ones as usize].1;
-                        let residual = if bits == 0 { 0 } else { r.read_signed(bits)? };
+                        let residual = read_time_residual(r)?;
                         let (predicted, rounded) = tracker.predict();
                         let t = rounded.wrapping_add(residual);
                         tracker.update(predicted, t, state.prev_t, residual);

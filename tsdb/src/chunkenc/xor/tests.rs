@@ -71,6 +71,34 @@ fn worked_example_bytes() {
 }
 
 #[test]
+fn time_residual_code_lengths_and_round_trip() {
+    let mut residuals: Vec<i64> = (-600..=600).collect();
+    residuals.extend([
+        i64::MIN,
+        i64::MAX,
+        1 << 31,
+        -(1 << 31),
+        (1 << 31) - 1,
+        -(1 << 31) - 1,
+    ]);
+    for r in residuals {
+        let mut w = BitWriter::default();
+        write_time_residual(&mut w, r);
+        let expected_bits = match r.unsigned_abs() {
+            0 => 1,
+            1..=2 => 4,
+            3..=6 => 6,
+            _ if (-512..=511).contains(&r) => 14,
+            _ if i32::try_from(r).is_ok() => 37,
+            _ => 69,
+        };
+        assert_eq!(w.bit_len(), expected_bits, "residual {r}");
+        let mut reader = BitReader::new(w.bytes(), 0);
+        assert_eq!(read_time_residual(&mut reader), Ok(r));
+    }
+}
+
+#[test]
 fn empty_chunk_is_a_bare_header() {
     let chunk = XorChunk::new();
     assert_eq!(chunk.bytes(), &[0, 0]);
