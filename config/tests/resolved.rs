@@ -889,3 +889,44 @@ fn scrape_config_files_errors_name_the_included_file() {
         "{error}"
     );
 }
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    let yaml = "global:\n  metric_name_validation_scheme: legacy\n  external_labels: {é_ok: 1, bad-name: 2}\n";
+    let error = parse_str(yaml).expect_err("é_ok and bad-name are not legacy names");
+    let located = error.location().expect("located");
+    // `é_ok` sorts after `bad-name` in the label map, so `bad-name` is reported first.
+    assert_eq!((located.line, located.column), (3, 30), "{error}");
+    assert_eq!(located.field, "global.external_labels.bad-name");
+
+    let yaml = "scrape_configs:\n  - {job_name: 'é', scheme: ftp}\n";
+    let error = parse_str(yaml).expect_err("bad scheme");
+    let located = error.location().expect("located");
+    assert_eq!((located.line, located.column), (2, 21), "{error}"); // the `scheme` key, after `'é'`
+}
+
+/// Every prefix of a large valid file is either valid or an error with a position; none
+/// may panic. Truncation produces unclosed flow collections, dangling keys, half
+/// escapes and block scalars cut short.
+#[test]
+fn truncated_configs_fail_cleanly() {
+    let text =
+        std::fs::read_to_string(testdata().join("comprehensive.good.yml")).expect("readable");
+    let path = Path::new("prometheus.yml");
+    let mut errors = 0;
+    for (end, _) in text.char_indices().step_by(7) {
+        match parse_with_env(&text[..end], path, &test_env) {
+            Ok(_) => {}
+            Err(error) => {
+                errors += 1;
+                let located = error.location().expect("parse errors are located");
+                assert!(located.line >= 1 && located.column >= 1, "{error}");
+                assert!(
+                    located.line as usize <= text[..end].lines().count().max(1) + 1,
+                    "{error}"
+                );
+            }
+        }
+    }
+    assert!(errors > 0);
+}
