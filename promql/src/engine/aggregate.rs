@@ -1,0 +1,421 @@
+//! Aggregation operators (`sum`, `avg`, `topk`, `quantile`, `count_values`,
+//! `limitk`, `limit_ratio`, ...), evaluated step by step with one cursor
+//! per input series and the group of each series computed once.
+
+use std::collections::HashMap;
+
+use ember_model::labels::{Labels, LabelsBuilder, METRIC_NAME};
+use ember_model::storage::Severity;
+
+use super::QueryError;
+use super::binary::point_at;
+use super::eval::{Evaluator, StepPoint, StepSeries, Val};
+use super::functions::{kahan_add, quantile};
+use crate::parser::token::{
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
+    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
+};
+use crate::parser::{AggregateExpr, Expr, LabelModifier};
+use crate::value::format_float;
+
+/// Running state of a `sum`/`avg`/... group at one step.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acc {
+    count: f64,
+    value: f64,
+    kahan: f64,
+    mean: f64,
+    incremental: bool,
+}
+
+impl Evaluator<'_, '_> {
+    pub(super) fn eval_aggregate(&self, node: &Expr, agg: &AggregateExpr) -> Result<Val, QueryError> {
+        let op = agg.op.id();
+        let param_position = self.ctx.position_of(node).and_then(|(_, args)| args.first().copied());
+        // Parameters are evaluated before the aggregated expression, as in
+        // Prometheus.
+        let mut scalar_param = None;
+        let mut label_param = None;
+        if let Some(param) = &agg.param {
+            if op == T_COUNT_VALUES {
+                label_param = Some(self.eval_string(param)?);
+            } else {
+                scalar_param = Some(self.eval_scalar(param)?);
+            }
+        }
+        let input = self.eval_vector(&agg.expr)?;
+        let (by, names): (bool, Vec<String>) = match &agg.modifier {
+            Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+            None => (true, Vec::new()),
+        };
+        let mut without_names = names.clone();
+        without_names.push(METRIC_NAME.to_owned());
+        let group_labels = |labels: &Labels| -> Labels {
+            if by {
+                labels.keep_only(&names)
+            } else {
+                labels.without(&without_names)
+            }
+        };
+        // Group of every input series, and groups in first-seen order.
+        let mut groups: Vec<Labels> = Vec::new();
+        let mut group_drop: Vec<bool> = Vec::new();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut series_group = Vec::with_capacity(input.len());
+        for s in &input {
+            let key = group_labels(&s.labels);
+            let g = match index.get(&key) {
+                Some(&g) => g,
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    groups.push(key);
+                    group_drop.push(false);
+                    groups.len() - 1
+                }
+            };
+            // A group keeps a name that is still to be dropped only if the
+            // grouping kept `__name__`.
+            if s.drop_name && groups[g].has(METRIC_NAME) {
+                group_drop[g] = true;
+            }
+            series_group.push(g);
+        }
+        let steps = self.steps();
+        let mut cursors = vec![0usize; input.len()];
+        let released: usize = input.iter().map(|s| s.points.len()).sum();
+
+        let result = match op {
+            T_SUM | T_AVG | T_COUNT | T_MIN | T_MAX | T_GROUP | T_STDDEV | T_STDVAR => {
+                let mut out: Vec<StepSeries> = groups
+                    .iter()
+                    .zip(&group_drop)
+                    .map(|(labels, &drop_name)| StepSeries {
+                        labels: labels.clone(),
+                        drop_name,
+                        points: Vec::new(),
+                    })
+                    .collect();
+                let mut acc = vec![Acc::default(); groups.len()];
+                for step in 0..steps {
+                    self.ctx.check()?;
+                    acc.iter_mut().for_each(|a| *a = Acc::default());
+                    for (i, s) in input.iter().enumerate() {
+                        let Some(v) = point_at(&s.points, &mut cursors[i], step) else {
+                            continue;
+                        };
+                        accumulate(op, &mut acc[series_group[i]], v);
+                    }
+                    for (g, a) in acc.iter().enumerate() {
+                        if a.count == 0.0 {
+                            continue;
+                        }
+                        out[g].points.push(StepPoint {
+                            step: step as u32,
+                            v: finish(op, a),
+                        });
+                    }
+                }
+                out.retain(|s| !s.points.is_empty());
+                out
+            }
+            T_QUANTILE => {
+                let q = scalar_param.unwrap_or_default();
+                let mut out: Vec<StepSeries> = groups
+                    .iter()
+                    .zip(&group_drop)
+                    .map(|(labels, &drop_name)| StepSeries {
+                        labels: labels.clone(),
+                        drop_name,
+                        points: Vec::new(),
+                    })
+                    .collect();
+                let mut values: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
+                for step in 0..steps {
+                    self.ctx.check()?;
+                    values.iter_mut().for_each(Vec::clear);
+                    for (i, s) in input.iter().enumerate() {
+                        if let Some(v) = point_at(&s.points, &mut cursors[i], step) {
+                            values[series_group[i]].push(v);
+                        }
+                    }
+                    let q = q.get(step).copied().unwrap_or(f64::NAN);
+                    if values.iter().any(|v| !v.is_empty()) && (q.is_nan() || !(0.0..=1.0).contains(&q)) {
+                        self.ctx.annotate(
+                            Severity::Warning,
+                            format!("quantile value should be between 0 and 1, got {}", go_g(q)),
+                            param_position,
+                        );
+                    }
+                    for (g, v) in values.iter_mut().enumerate() {
+                        if v.is_empty() {
+                            continue;
+                        }
+                        out[g].points.push(StepPoint {
+                            step: step as u32,
+                            v: quantile(q, v),
+                        });
+                    }
+                }
+                out.retain(|s| !s.points.is_empty());
+                out
+            }
+            T_COUNT_VALUES => {
+                let label = label_param.unwrap_or_default();
+                if let Some(spelling) = self.ctx.query.invalid_utf8.get(&label) {
+                    return Err(QueryError::Execution(format!("invalid label name {spelling}")));
+                }
+                if label.is_empty() {
+                    return Err(QueryError::Execution(format!("invalid label name {label:?}")));
+                }
+                let mut out: Vec<StepSeries> = Vec::new();
+                let mut out_index: HashMap<Labels, usize> = HashMap::new();
+                let mut counts: HashMap<(usize, u64), (String, f64)> = HashMap::new();
+                let mut order: Vec<(usize, u64)> = Vec::new();
+                for step in 0..steps {
+                    self.ctx.check()?;
+                    counts.clear();
+                    order.clear();
+                    for (i, s) in input.iter().enumerate() {
+                        if let Some(v) = point_at(&s.points, &mut cursors[i], step) {
+                            let key = (series_group[i], v.to_bits());
+                            counts
+                                .entry(key)
+                                .or_insert_with(|| {
+                                    order.push(key);
+                                    (format_float(v), 0.0)
+                                })
+                                .1 += 1.0;
+                        }
+                    }
+                    for key in &order {
+                        let (value, count) = &counts[key];
+                        let mut builder = LabelsBuilder::new(groups[key.0].clone());
+                        builder.set(&label, value);
+                        let labels = builder.labels();
+                        let o = *out_index.entry(labels.clone()).or_insert_with(|| {
+                            out.push(StepSeries {
+                                labels,
+                                drop_name: false,
+                                points: Vec::new(),
+                            });
+                            out.len() - 1
+                        });
+                        out[o].points.push(StepPoint {
+                            step: step as u32,
+                            v: *count,
+                        });
+                    }
+                }
+                out
+            }
+            T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
+                let params = scalar_param.unwrap_or_default();
+                let mut selected: Vec<Vec<StepPoint>> = vec![Vec::new(); input.len()];
+                let mut first_emitted: Vec<Option<(usize, usize)>> = vec![None; input.len()];
+                let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); groups.len()];
+                let mut emitted = 0usize;
+                for step in 0..steps {
+                    self.ctx.check()?;
+                    members.iter_mut().for_each(Vec::clear);
+                    for (i, s) in input.iter().enumerate() {
+                        if let Some(v) = point_at(&s.points, &mut cursors[i], step) {
+                            members[series_group[i]].push((i, v));
+                        }
+                    }
+                    if members.iter().all(Vec::is_empty) {
+                        continue;
+                    }
+                    let param = params.get(step).copied().unwrap_or(f64::NAN);
+                    let mut chosen: Vec<(usize, f64)> = Vec::new();
+                    if op == T_LIMIT_RATIO {
+                        if param.is_nan() {
+                            return Err(QueryError::Execution("Ratio value is NaN".into()));
+                        }
+                        let mut ratio = param;
+                        if !(-1.0..=1.0).contains(&ratio) {
+                            let capped = ratio.clamp(-1.0, 1.0);
+                            self.ctx.annotate(
+                                Severity::Warning,
+                                format!(
+                                    "ratio value should be between -1 and 1, got {}, capping to {}",
+                                    go_g(ratio),
+                                    go_g(capped)
+                                ),
+                                param_position,
+                            );
+                            ratio = capped;
+                        }
+                        for group in &members {
+                            for &(i, v) in group {
+                                let offset = input[i].labels.hash() as f64 / u64::MAX as f64;
+                                if (ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio) {
+                                    chosen.push((i, v));
+                                }
+                            }
+                        }
+                    } else {
+                        let k = k_param(param)?;
+                        if k < 1 {
+                            continue;
+                        }
+                        for group in &mut members {
+                            match op {
+                                T_TOPK => group.sort_by(|a, b| desc_nan_last(a.1, b.1)),
+                                T_BOTTOMK => group.sort_by(|a, b| asc_nan_last(a.1, b.1)),
+                                _ => {}
+                            }
+                            let k = usize::try_from(k).unwrap_or(usize::MAX).min(group.len());
+                            chosen.extend_from_slice(&group[..k]);
+                        }
+                    }
+                    for (i, v) in chosen {
+                        if first_emitted[i].is_none() {
+                            first_emitted[i] = Some((emitted, i));
+                            emitted += 1;
+                        }
+                        selected[i].push(StepPoint {
+                            step: step as u32,
+                            v,
+                        });
+                    }
+                }
+                // Series come out in the order they were first chosen, so an
+                // instant query lists each group's elements best first.
+                let mut order: Vec<(usize, usize)> = first_emitted.into_iter().flatten().collect();
+                order.sort_unstable();
+                let mut input = input;
+                order
+                    .into_iter()
+                    .map(|(_, i)| StepSeries {
+                        labels: std::mem::take(&mut input[i].labels),
+                        drop_name: input[i].drop_name,
+                        points: std::mem::take(&mut selected[i]),
+                    })
+                    .collect()
+            }
+            _ => {
+                return Err(QueryError::BadData(format!(
+                    "unsupported aggregation operator {}",
+                    agg.op
+                )));
+            }
+        };
+        self.ctx.release(released);
+        let held: usize = result.iter().map(|s| s.points.len()).sum();
+        self.ctx.hold(held)?;
+        Ok(Val::Vector(result))
+    }
+}
+
+fn k_param(param: f64) -> Result<i64, QueryError> {
+    if param.is_nan() {
+        return Err(QueryError::Execution("Parameter value is NaN".into()));
+    }
+    if param >= i64::MAX as f64 || param <= i64::MIN as f64 {
+        return Err(QueryError::Execution(format!(
+            "Scalar value {} overflows int64",
+            go_g(param)
+        )));
+    }
+    Ok(param as i64)
+}
+
+fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+/// Go's `%g` for the values that appear in messages.
+pub(super) fn go_g(v: f64) -> String {
+    format_float(v).replace("+Inf", "+Inf")
+}
+
+fn accumulate(op: u16, acc: &mut Acc, v: f64) {
+    if acc.count == 0.0 {
+        *acc = Acc {
+            count: 1.0,
+            value: v,
+            kahan: 0.0,
+            mean: v,
+            incremental: false,
+        };
+        if matches!(op, T_STDDEV | T_STDVAR) {
+            acc.value = 0.0;
+        }
+        return;
+    }
+    acc.count += 1.0;
+    match op {
+        T_SUM => (acc.value, acc.kahan) = kahan_add(v, acc.value, acc.kahan),
+        T_AVG => {
+            if !acc.incremental {
+                let (sum, c) = kahan_add(v, acc.value, acc.kahan);
+                if !sum.is_infinite() {
+                    acc.value = sum;
+                    acc.kahan = c;
+                    return;
+                }
+                acc.incremental = true;
+                acc.mean = acc.value / (acc.count - 1.0);
+                acc.kahan /= acc.count - 1.0;
+            }
+            if acc.mean.is_infinite() {
+                if v.is_infinite() && (acc.mean > 0.0) == (v > 0.0) {
+                    return;
+                }
+                if !v.is_infinite() && !v.is_nan() {
+                    return;
+                }
+            }
+            let current = acc.mean + acc.kahan;
+            (acc.mean, acc.kahan) = kahan_add(
+                v / acc.count - current / acc.count,
+                acc.mean,
+                acc.kahan,
+            );
+        }
+        T_MIN => {
+            if v < acc.value || acc.value.is_nan() {
+                acc.value = v;
+            }
+        }
+        T_MAX => {
+            if v > acc.value || acc.value.is_nan() {
+                acc.value = v;
+            }
+        }
+        T_STDDEV | T_STDVAR => {
+            let delta = v - acc.mean;
+            acc.mean += delta / acc.count;
+            acc.value += delta * (v - acc.mean);
+        }
+        _ => {}
+    }
+}
+
+fn finish(op: u16, acc: &Acc) -> f64 {
+    match op {
+        T_SUM => acc.value + acc.kahan,
+        T_AVG if acc.incremental => acc.mean + acc.kahan,
+        T_AVG => (acc.value + acc.kahan) / acc.count,
+        T_COUNT => acc.count,
+        T_GROUP => 1.0,
+        T_STDVAR => acc.value / acc.count,
+        T_STDDEV => (acc.value / acc.count).sqrt(),
+        _ => acc.value,
+    }
+}

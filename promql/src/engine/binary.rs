@@ -1,0 +1,375 @@
+//! Binary operators: arithmetic, comparison and set operators between
+//! scalars and instant vectors, with Prometheus's vector matching
+//! (`on`/`ignoring`, `group_left`/`group_right`, `bool`).
+
+use std::collections::{HashMap, HashSet};
+
+use ember_model::labels::{Labels, LabelsBuilder, METRIC_NAME};
+
+use super::QueryError;
+use super::eval::{Evaluator, StepPoint, StepSeries, Val, val_type_name};
+use crate::parser::token::{
+    T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
+    T_MUL, T_NEQ, T_POW, T_SUB,
+};
+use crate::parser::{BinModifier, BinaryExpr, LabelModifier, TokenType, VectorMatchCardinality};
+
+/// Applies a scalar operator; for comparisons returns whether the
+/// comparison holds as `keep`.
+pub(super) fn apply(op: TokenType, lhs: f64, rhs: f64) -> (f64, bool) {
+    match op.id() {
+        T_ADD => (lhs + rhs, true),
+        T_SUB => (lhs - rhs, true),
+        T_MUL => (lhs * rhs, true),
+        T_DIV => (lhs / rhs, true),
+        T_POW => (lhs.powf(rhs), true),
+        T_MOD => (lhs % rhs, true),
+        T_ATAN2 => (lhs.atan2(rhs), true),
+        T_EQLC => (lhs, lhs == rhs),
+        T_NEQ => (lhs, lhs != rhs),
+        T_GTR => (lhs, lhs > rhs),
+        T_LSS => (lhs, lhs < rhs),
+        T_GTE => (lhs, lhs >= rhs),
+        T_LTE => (lhs, lhs <= rhs),
+        _ => (f64::NAN, false),
+    }
+}
+
+/// Matching rules of a vector-vector operation.
+struct Matching<'a> {
+    card: &'a VectorMatchCardinality,
+    on: bool,
+    labels: Vec<String>,
+    include: Vec<String>,
+}
+
+impl<'a> Matching<'a> {
+    fn of(modifier: Option<&'a BinModifier>, default_card: &'a VectorMatchCardinality) -> Self {
+        let (card, matching) = match modifier {
+            Some(m) => (&m.card, m.matching.as_ref()),
+            None => (default_card, None),
+        };
+        let (on, labels) = match matching {
+            Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+            None => (false, Vec::new()),
+        };
+        let include = card
+            .labels()
+            .map(|l| l.labels.clone())
+            .unwrap_or_default();
+        Self {
+            card,
+            on,
+            labels,
+            include,
+        }
+    }
+
+    fn signature(&self, labels: &Labels) -> u64 {
+        if self.on {
+            labels.hash_for_labels(&self.labels)
+        } else {
+            labels.hash_without_labels(&self.labels)
+        }
+    }
+
+    /// The labels a signature is made of, for error messages.
+    fn match_labels(&self, labels: &Labels) -> Labels {
+        if self.on {
+            labels.keep_only(&self.labels)
+        } else {
+            let mut names = self.labels.clone();
+            names.push(METRIC_NAME.to_owned());
+            labels.without(&names)
+        }
+    }
+}
+
+impl Evaluator<'_, '_> {
+    pub(super) fn eval_binary(&self, b: &BinaryExpr) -> Result<Val, QueryError> {
+        let lhs = self.eval(&b.lhs)?;
+        let rhs = self.eval(&b.rhs)?;
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let comparison = b.op.is_comparison_operator();
+        match (lhs, rhs) {
+            (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
+                l.iter()
+                    .zip(&r)
+                    .map(|(&l, &r)| {
+                        let (v, keep) = apply(b.op, l, r);
+                        if comparison {
+                            if keep { 1.0 } else { 0.0 }
+                        } else {
+                            v
+                        }
+                    })
+                    .collect(),
+            )),
+            (Val::Vector(series), Val::Scalar(scalar)) => {
+                Ok(Val::Vector(self.vector_scalar(b.op, series, &scalar, false, return_bool)))
+            }
+            (Val::Scalar(scalar), Val::Vector(series)) => {
+                Ok(Val::Vector(self.vector_scalar(b.op, series, &scalar, true, return_bool)))
+            }
+            (Val::Vector(l), Val::Vector(r)) => {
+                let default_card = if b.op.is_set_operator() {
+                    VectorMatchCardinality::ManyToMany
+                } else {
+                    VectorMatchCardinality::OneToOne
+                };
+                let matching = Matching::of(b.modifier.as_ref(), &default_card);
+                let result = match b.op.id() {
+                    T_LAND => self.and_unless(l, r, &matching, true),
+                    T_LUNLESS => self.and_unless(l, r, &matching, false),
+                    T_LOR => self.or(l, r, &matching),
+                    _ => self.vector_vector(b.op, l, r, &matching, return_bool)?,
+                };
+                Ok(Val::Vector(result))
+            }
+            (l, r) => Err(QueryError::BadData(format!(
+                "binary expression must contain only scalar and instant vector types, got {} and {}",
+                val_type_name(&l),
+                val_type_name(&r)
+            ))),
+        }
+    }
+
+    fn vector_scalar(
+        &self,
+        op: TokenType,
+        mut series: Vec<StepSeries>,
+        scalar: &[f64],
+        scalar_on_left: bool,
+        return_bool: bool,
+    ) -> Vec<StepSeries> {
+        let comparison = op.is_comparison_operator();
+        for s in &mut series {
+            s.points.retain_mut(|p| {
+                let other = scalar.get(p.step as usize).copied().unwrap_or(f64::NAN);
+                let (l, r) = if scalar_on_left { (other, p.v) } else { (p.v, other) };
+                let (mut v, keep) = apply(op, l, r);
+                // A comparison keeps the vector's value even when the
+                // scalar is on the left.
+                if comparison {
+                    v = p.v;
+                }
+                if return_bool {
+                    p.v = if keep { 1.0 } else { 0.0 };
+                    true
+                } else {
+                    p.v = v;
+                    keep
+                }
+            });
+            if !comparison || return_bool {
+                s.drop_name = true;
+            }
+        }
+        series.retain(|s| !s.points.is_empty());
+        series
+    }
+
+    /// `and` (`keep_matching`) and `unless` (not `keep_matching`).
+    fn and_unless(
+        &self,
+        mut lhs: Vec<StepSeries>,
+        rhs: Vec<StepSeries>,
+        matching: &Matching<'_>,
+        keep_matching: bool,
+    ) -> Vec<StepSeries> {
+        let steps = self.steps();
+        let mut present: Vec<HashSet<u64>> = vec![HashSet::new(); steps];
+        for s in &rhs {
+            let sig = matching.signature(&s.labels);
+            for p in &s.points {
+                present[p.step as usize].insert(sig);
+            }
+        }
+        for s in &mut lhs {
+            let sig = matching.signature(&s.labels);
+            s.points
+                .retain(|p| present[p.step as usize].contains(&sig) == keep_matching);
+        }
+        lhs.retain(|s| !s.points.is_empty());
+        lhs
+    }
+
+    fn or(
+        &self,
+        mut lhs: Vec<StepSeries>,
+        mut rhs: Vec<StepSeries>,
+        matching: &Matching<'_>,
+    ) -> Vec<StepSeries> {
+        let steps = self.steps();
+        let mut present: Vec<HashSet<u64>> = vec![HashSet::new(); steps];
+        for s in &lhs {
+            let sig = matching.signature(&s.labels);
+            for p in &s.points {
+                present[p.step as usize].insert(sig);
+            }
+        }
+        for s in &mut rhs {
+            let sig = matching.signature(&s.labels);
+            s.points.retain(|p| !present[p.step as usize].contains(&sig));
+        }
+        rhs.retain(|s| !s.points.is_empty());
+        lhs.extend(rhs);
+        lhs
+    }
+
+    fn vector_vector(
+        &self,
+        op: TokenType,
+        lhs: Vec<StepSeries>,
+        rhs: Vec<StepSeries>,
+        matching: &Matching<'_>,
+        return_bool: bool,
+    ) -> Result<Vec<StepSeries>, QueryError> {
+        if matches!(matching.card, VectorMatchCardinality::ManyToMany) {
+            return Err(QueryError::BadData(
+                "many-to-many only allowed for set operators".into(),
+            ));
+        }
+        let one_to_many = matches!(matching.card, VectorMatchCardinality::OneToMany(_));
+        let one_to_one = matches!(matching.card, VectorMatchCardinality::OneToOne);
+        // The control flow handles one-to-one and many-to-one; for
+        // one-to-many the sides are swapped and swapped back for values.
+        let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
+        let many_sigs: Vec<u64> = many.iter().map(|s| matching.signature(&s.labels)).collect();
+        let one_sigs: Vec<u64> = one.iter().map(|s| matching.signature(&s.labels)).collect();
+        let comparison = op.is_comparison_operator();
+        let steps = self.steps();
+        let mut one_cursor = vec![0usize; one.len()];
+        let mut many_cursor = vec![0usize; many.len()];
+        let mut out: Vec<StepSeries> = Vec::new();
+        let mut out_index: HashMap<Labels, usize> = HashMap::new();
+        let mut pair_index: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut one_by_sig: HashMap<u64, (usize, f64)> = HashMap::new();
+        let mut matched: HashMap<u64, HashSet<u64>> = HashMap::new();
+        for step in 0..steps {
+            self.ctx.check()?;
+            one_by_sig.clear();
+            matched.clear();
+            for (i, s) in one.iter().enumerate() {
+                let Some(v) = point_at(&s.points, &mut one_cursor[i], step) else {
+                    continue;
+                };
+                if let Some(&(previous, _)) = one_by_sig.get(&one_sigs[i]) {
+                    let side = if one_to_many { "left" } else { "right" };
+                    let mut pair = [&one[previous].labels, &s.labels];
+                    pair.sort();
+                    return Err(QueryError::Execution(format!(
+                        "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                        matching.match_labels(&s.labels),
+                        pair[0],
+                        pair[1]
+                    )));
+                }
+                one_by_sig.insert(one_sigs[i], (i, v));
+            }
+            if one_by_sig.is_empty() {
+                continue;
+            }
+            for (i, s) in many.iter().enumerate() {
+                let Some(v) = point_at(&s.points, &mut many_cursor[i], step) else {
+                    continue;
+                };
+                let sig = many_sigs[i];
+                let Some(&(j, w)) = one_by_sig.get(&sig) else {
+                    continue;
+                };
+                let (l, r) = if one_to_many { (w, v) } else { (v, w) };
+                let (value, keep) = apply(op, l, r);
+                let value = if return_bool {
+                    if keep { 1.0 } else { 0.0 }
+                } else if !keep {
+                    continue;
+                } else {
+                    value
+                };
+                let out_i = match pair_index.get(&(i, j)) {
+                    Some(&o) => o,
+                    None => {
+                        let labels = result_labels(&s.labels, &one[j].labels, matching);
+                        let drop_name = s.drop_name || !comparison || return_bool;
+                        let o = *out_index.entry(labels.clone()).or_insert_with(|| {
+                            out.push(StepSeries {
+                                labels,
+                                drop_name,
+                                points: Vec::new(),
+                            });
+                            out.len() - 1
+                        });
+                        pair_index.insert((i, j), o);
+                        o
+                    }
+                };
+                let inserted = matched.entry(sig).or_default();
+                if one_to_one {
+                    if !inserted.is_empty() {
+                        return Err(QueryError::Execution(
+                            "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                        ));
+                    }
+                    inserted.insert(0);
+                } else if !inserted.insert(out_i as u64) {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                    ));
+                }
+                let target = &mut out[out_i];
+                if target.points.last().is_some_and(|p| p.step as usize == step) {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                    ));
+                }
+                target.points.push(StepPoint {
+                    step: step as u32,
+                    v: value,
+                });
+            }
+        }
+        out.retain(|s| !s.points.is_empty());
+        let held: usize = out.iter().map(|s| s.points.len()).sum();
+        self.ctx.hold(held)?;
+        Ok(out)
+    }
+}
+
+/// The value of `points` at `step`, advancing `cursor` (steps are visited
+/// in increasing order).
+pub(super) fn point_at(points: &[StepPoint], cursor: &mut usize, step: usize) -> Option<f64> {
+    while *cursor < points.len() && (points[*cursor].step as usize) < step {
+        *cursor += 1;
+    }
+    match points.get(*cursor) {
+        Some(p) if p.step as usize == step => Some(p.v),
+        _ => None,
+    }
+}
+
+/// The labels of a vector-vector result, as Prometheus's `resultMetric`.
+fn result_labels(many: &Labels, one: &Labels, matching: &Matching<'_>) -> Labels {
+    let mut builder = LabelsBuilder::new(many.clone());
+    if matches!(matching.card, VectorMatchCardinality::OneToOne) {
+        if matching.on {
+            builder.keep(&matching.labels);
+        } else {
+            for name in &matching.labels {
+                builder.del(name);
+            }
+        }
+    }
+    for name in &matching.include {
+        match one.get(name) {
+            Some(v) if !v.is_empty() => {
+                builder.set(name, v);
+            }
+            _ => {
+                builder.del(name);
+            }
+        }
+    }
+    builder.labels()
+}

@@ -1,0 +1,915 @@
+//! The evaluator: walks the syntax tree once per node for all steps.
+//!
+//! An instant vector is represented for the whole query as a list of
+//! [`StepSeries`], each holding the points of one output series at the
+//! steps where it has a value. Functions that work point by point map those
+//! points; aggregations and binary operators walk all series step by step
+//! with one cursor per series; range functions stream one series at a time
+//! from the storage (or from a subquery's result) and slide a window over
+//! its samples.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::Instant;
+
+use ember_model::labels::{Labels, METRIC_NAME};
+use ember_model::matcher::{MatchOp, Matcher};
+use ember_model::sample::Sample as Point;
+use ember_model::storage::{Annotation, Annotations, Querier, Queryable, SelectHints, Severity};
+
+use super::{CancellationToken, QueryError, QueryResult, QueryStats, TimeRange};
+use crate::parser::{self, AtModifier, Expr, Offset, Query, SourceMap, ValueType};
+use crate::value::{Sample, Scalar, Series, StringValue, Value};
+
+/// Limits and switches of one query.
+#[derive(Debug, Clone)]
+pub(super) struct Limits {
+    pub lookback_delta: i64,
+    pub max_samples: usize,
+    pub default_subquery_step: i64,
+    pub enable_experimental: bool,
+    pub deadline: Option<Instant>,
+    pub cancel: CancellationToken,
+}
+
+/// A point of a [`StepSeries`]: the index of its step and its value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct StepPoint {
+    pub step: u32,
+    pub v: f64,
+}
+
+/// One series of an instant vector evaluated over all steps.
+#[derive(Debug, Clone)]
+pub(super) struct StepSeries {
+    pub labels: Labels,
+    /// Prometheus drops `__name__` only at the very end of evaluation (or
+    /// never, when a later `label_replace` sets it); this marks series whose
+    /// name is to be dropped.
+    pub drop_name: bool,
+    /// Points in increasing step order.
+    pub points: Vec<StepPoint>,
+}
+
+/// The value of a node over all steps.
+#[derive(Debug)]
+pub(super) enum Val {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    String(String),
+    Vector(Vec<StepSeries>),
+    /// A range vector; only produced at the top of an instant query.
+    Matrix(Vec<Series>),
+}
+
+/// Query-wide state shared by the evaluators of a query and its subqueries.
+pub(super) struct Ctx<'q> {
+    pub querier: Option<Box<dyn Querier + 'q>>,
+    pub limits: Limits,
+    pub query: &'q Query,
+    pub source_map: SourceMap,
+    /// Pre-order index of call-like nodes by address: (name, occurrence).
+    pub node_occurrence: HashMap<usize, (String, usize)>,
+    pub annotations: RefCell<Annotations>,
+    pub samples_loaded: Cell<u64>,
+    pub current_samples: Cell<usize>,
+    pub peak_samples: Cell<usize>,
+    /// The outermost query's start and end (for `@ start()`/`@ end()`).
+    pub query_start: i64,
+    pub query_end: i64,
+    checks: Cell<u32>,
+}
+
+impl Ctx<'_> {
+    /// Fails when the query was cancelled or ran out of time. Cheap enough
+    /// to call per series and per step: the clock is read every 64 calls.
+    pub fn check(&self) -> Result<(), QueryError> {
+        if self.limits.cancel.is_cancelled() {
+            return Err(QueryError::Canceled("query execution"));
+        }
+        let n = self.checks.get().wrapping_add(1);
+        self.checks.set(n);
+        if n % 64 == 0
+            && let Some(deadline) = self.limits.deadline
+            && Instant::now() >= deadline
+        {
+            return Err(QueryError::Timeout("query execution"));
+        }
+        Ok(())
+    }
+
+    /// Accounts for `n` more samples held in memory.
+    pub fn hold(&self, n: usize) -> Result<(), QueryError> {
+        let current = self.current_samples.get() + n;
+        self.current_samples.set(current);
+        if current > self.peak_samples.get() {
+            self.peak_samples.set(current);
+        }
+        if current > self.limits.max_samples {
+            return Err(QueryError::Execution(
+                "query processing would load too many samples into memory in query execution"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Accounts for `n` samples released.
+    pub fn release(&self, n: usize) {
+        self.current_samples
+            .set(self.current_samples.get().saturating_sub(n));
+    }
+
+    /// Adds a warning or info about `node` (positions are appended as
+    /// Prometheus does: `(line:col)`).
+    pub fn annotate(&self, severity: Severity, message: String, position: Option<usize>) {
+        let prefix = match severity {
+            Severity::Warning => "PromQL warning: ",
+            Severity::Info => "PromQL info: ",
+        };
+        let message = match position {
+            Some(offset) => {
+                let (line, column) = parser::line_column(&self.query.text, offset);
+                format!("{prefix}{message} ({line}:{column})")
+            }
+            None => format!("{prefix}{message}"),
+        };
+        self.annotations
+            .borrow_mut()
+            .push(Annotation { severity, message });
+    }
+
+    /// The byte offset of a call-like node, and those of its arguments.
+    pub fn position_of(&self, node: &Expr) -> Option<(usize, &[usize])> {
+        let (name, occurrence) = self.node_occurrence.get(&node_address(node))?;
+        self.source_map.call(name, *occurrence)
+    }
+}
+
+fn node_address(node: &Expr) -> usize {
+    std::ptr::from_ref(node) as usize
+}
+
+/// Records, for every call and aggregation, its rank among nodes of the
+/// same name in a pre-order walk, which is their order in the source.
+fn index_calls(expr: &Expr, counts: &mut HashMap<String, usize>, out: &mut HashMap<usize, (String, usize)>) {
+    let mut record = |name: String, node: &Expr, counts: &mut HashMap<String, usize>| {
+        let n = counts.entry(name.clone()).or_default();
+        out.insert(node_address(node), (name, *n));
+        *n += 1;
+    };
+    match expr {
+        Expr::Aggregate(agg) => {
+            record(agg.op.to_string().to_ascii_lowercase(), expr, counts);
+            if let Some(param) = &agg.param {
+                index_calls(param, counts, out);
+            }
+            index_calls(&agg.expr, counts, out);
+        }
+        Expr::Call(call) => {
+            record(call.func.name.to_owned(), expr, counts);
+            for arg in &call.args.args {
+                index_calls(arg, counts, out);
+            }
+        }
+        Expr::Unary(u) => index_calls(&u.expr, counts, out),
+        Expr::Binary(b) => {
+            index_calls(&b.lhs, counts, out);
+            index_calls(&b.rhs, counts, out);
+        }
+        Expr::Paren(p) => index_calls(&p.expr, counts, out),
+        Expr::Subquery(s) => index_calls(&s.expr, counts, out),
+        _ => {}
+    }
+}
+
+/// Evaluates `query` over `range`.
+pub(super) fn evaluate(
+    storage: &dyn Queryable,
+    query: &Query,
+    range: TimeRange,
+    limits: Limits,
+) -> Result<QueryResult, QueryError> {
+    let expr = &query.expr;
+    let instant = range.start == range.end && range.step == 0;
+    let value_type = expr.value_type();
+    if !instant && !matches!(value_type, ValueType::Scalar | ValueType::Vector) {
+        return Err(QueryError::BadData(format!(
+            "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+            type_name(value_type)
+        )));
+    }
+    validate(expr, limits.enable_experimental)?;
+    let step = if instant { 1 } else { range.step };
+    let bounds = time_bounds(expr, range.start, range.end, range.start, range.end, &limits);
+    let querier = match bounds {
+        Some((mint, maxt)) => Some(storage.querier(mint, maxt)?),
+        None => None,
+    };
+    let mut node_occurrence = HashMap::new();
+    index_calls(expr, &mut HashMap::new(), &mut node_occurrence);
+    let ctx = Ctx {
+        querier,
+        limits,
+        query,
+        source_map: SourceMap::new(&query.text),
+        node_occurrence,
+        annotations: RefCell::new(Annotations::new()),
+        samples_loaded: Cell::new(0),
+        current_samples: Cell::new(0),
+        peak_samples: Cell::new(0),
+        query_start: range.start,
+        query_end: range.end,
+        checks: Cell::new(0),
+    };
+    let evaluator = Evaluator {
+        ctx: &ctx,
+        start: range.start,
+        end: range.end,
+        step,
+    };
+    let val = evaluator.eval(expr)?;
+    let value = evaluator.finish(val, instant)?;
+    let stats = QueryStats {
+        samples_loaded: ctx.samples_loaded.get(),
+        peak_samples: ctx.peak_samples.get(),
+    };
+    let annotations = ctx.annotations.into_inner();
+    Ok(QueryResult {
+        value,
+        annotations,
+        stats,
+    })
+}
+
+fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
+    }
+}
+
+/// Rejects what the parser accepts but Prometheus does not evaluate.
+fn validate(expr: &Expr, experimental: bool) -> Result<(), QueryError> {
+    let mut error = None;
+    walk(expr, &mut |node| {
+        if error.is_some() {
+            return;
+        }
+        match node {
+            Expr::VectorSelector(vs) if !vs.matchers.or_matchers.is_empty() => {
+                error = Some(QueryError::BadData(
+                    "parse error: \"or\" inside label matchers is not PromQL".into(),
+                ));
+            }
+            Expr::Call(call) if call.func.experimental && !experimental => {
+                error = Some(QueryError::BadData(format!(
+                    "parse error: function {:?} is not enabled",
+                    call.func.name
+                )));
+            }
+            Expr::Call(call) if !super::functions::is_supported(call.func.name) => {
+                error = Some(QueryError::BadData(format!(
+                    "parse error: function {:?} is not supported",
+                    call.func.name
+                )));
+            }
+            _ => {}
+        }
+    });
+    error.map_or(Ok(()), Err)
+}
+
+/// Calls `f` on every node, parents first.
+pub(super) fn walk(expr: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(expr);
+    match expr {
+        Expr::Aggregate(agg) => {
+            if let Some(param) = &agg.param {
+                walk(param, f);
+            }
+            walk(&agg.expr, f);
+        }
+        Expr::Call(call) => {
+            for arg in &call.args.args {
+                walk(arg, f);
+            }
+        }
+        Expr::Unary(u) => walk(&u.expr, f),
+        Expr::Binary(b) => {
+            walk(&b.lhs, f);
+            walk(&b.rhs, f);
+        }
+        Expr::Paren(p) => walk(&p.expr, f),
+        Expr::Subquery(s) => walk(&s.expr, f),
+        Expr::MatrixSelector(m) => f(&Expr::VectorSelector(m.vs.clone())),
+        _ => {}
+    }
+}
+
+pub(super) fn offset_ms(offset: &Option<Offset>) -> i64 {
+    match offset {
+        None => 0,
+        Some(Offset::Pos(d)) => duration_ms(d),
+        Some(Offset::Neg(d)) => -duration_ms(d),
+    }
+}
+
+pub(super) fn duration_ms(d: &std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+fn at_ms(at: &Option<AtModifier>, query_start: i64, query_end: i64) -> Option<i64> {
+    match at {
+        None => None,
+        Some(AtModifier::Start) => Some(query_start),
+        Some(AtModifier::End) => Some(query_end),
+        Some(AtModifier::At(time)) => Some(ember_model::sample::timestamp::from_system_time(*time)),
+    }
+}
+
+/// The smallest and largest sample timestamps the expression can read when
+/// evaluated from `start` to `end`; `None` when it reads none.
+fn time_bounds(
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    query_start: i64,
+    query_end: i64,
+    limits: &Limits,
+) -> Option<(i64, i64)> {
+    let merge = |a: Option<(i64, i64)>, b: Option<(i64, i64)>| match (a, b) {
+        (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+        (a, None) => a,
+        (None, b) => b,
+    };
+    let recurse = |e: &Expr| time_bounds(e, start, end, query_start, query_end, limits);
+    match expr {
+        Expr::VectorSelector(vs) => {
+            let (s, e) = shifted(&vs.at, &vs.offset, start, end, query_start, query_end);
+            Some((s - limits.lookback_delta, e))
+        }
+        Expr::MatrixSelector(ms) => {
+            let (s, e) = shifted(&ms.vs.at, &ms.vs.offset, start, end, query_start, query_end);
+            Some((s - duration_ms(&ms.range), e))
+        }
+        Expr::Subquery(sq) => {
+            let (s, e) = shifted(&sq.at, &sq.offset, start, end, query_start, query_end);
+            time_bounds(
+                &sq.expr,
+                s - duration_ms(&sq.range),
+                e,
+                query_start,
+                query_end,
+                limits,
+            )
+        }
+        Expr::Aggregate(agg) => merge(agg.param.as_deref().and_then(recurse), recurse(&agg.expr)),
+        Expr::Call(call) => call
+            .args
+            .args
+            .iter()
+            .fold(None, |acc, arg| merge(acc, recurse(arg))),
+        Expr::Unary(u) => recurse(&u.expr),
+        Expr::Binary(b) => merge(recurse(&b.lhs), recurse(&b.rhs)),
+        Expr::Paren(p) => recurse(&p.expr),
+        _ => None,
+    }
+}
+
+fn shifted(
+    at: &Option<AtModifier>,
+    offset: &Option<Offset>,
+    start: i64,
+    end: i64,
+    query_start: i64,
+    query_end: i64,
+) -> (i64, i64) {
+    let offset = offset_ms(offset);
+    match at_ms(at, query_start, query_end) {
+        Some(t) => (t - offset, t - offset),
+        None => (start - offset, end - offset),
+    }
+}
+
+/// Where a range function's windows lie: the window of step time `ts` is
+/// `(reference - range, reference]` with `reference = at.unwrap_or(ts) -
+/// offset`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window {
+    pub range: i64,
+    pub offset: i64,
+    pub at: Option<i64>,
+}
+
+impl Window {
+    pub fn reference(&self, ts: i64) -> i64 {
+        self.at.unwrap_or(ts) - self.offset
+    }
+}
+
+/// Evaluates nodes for the steps `start, start + step, ..., <= end`.
+pub(super) struct Evaluator<'c, 'q> {
+    pub ctx: &'c Ctx<'q>,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+impl Evaluator<'_, '_> {
+    pub fn steps(&self) -> usize {
+        usize::try_from((self.end - self.start) / self.step + 1).unwrap_or(0)
+    }
+
+    pub fn time(&self, step: usize) -> i64 {
+        self.start + step as i64 * self.step
+    }
+
+    pub fn eval(&self, expr: &Expr) -> Result<Val, QueryError> {
+        self.ctx.check()?;
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; self.steps()])),
+            Expr::StringLiteral(s) => Ok(Val::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::Unary(u) => match self.eval(&u.expr)? {
+                Val::Scalar(mut values) => {
+                    values.iter_mut().for_each(|v| *v = -*v);
+                    Ok(Val::Scalar(values))
+                }
+                Val::Vector(mut series) => {
+                    for s in &mut series {
+                        s.drop_name = true;
+                        s.points.iter_mut().for_each(|p| p.v = -p.v);
+                    }
+                    Ok(Val::Vector(series))
+                }
+                other => Err(QueryError::BadData(format!(
+                    "unary expression only allowed on expressions of type scalar or instant vector, got {}",
+                    val_type_name(&other)
+                ))),
+            },
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.select_instant(vs, false)?)),
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                let window = self.window_of(expr)?;
+                let mut out = Vec::new();
+                let ts = self.start;
+                let reference = window.reference(ts);
+                self.for_each_range_series(expr, &mut |labels, samples| {
+                    let lo = samples.partition_point(|p| p.t <= reference - window.range);
+                    let hi = samples.partition_point(|p| p.t <= reference);
+                    if lo < hi {
+                        out.push(Series {
+                            metric: labels.clone(),
+                            points: samples[lo..hi].to_vec(),
+                        });
+                    }
+                    Ok(())
+                })?;
+                Ok(Val::Matrix(out))
+            }
+            Expr::Aggregate(agg) => self.eval_aggregate(expr, agg),
+            Expr::Call(call) => self.eval_call(expr, call),
+            Expr::Binary(b) => self.eval_binary(b),
+            Expr::Extension(_) => Err(QueryError::BadData("unsupported extension expression".into())),
+        }
+    }
+
+    /// Evaluates an argument that must be a scalar.
+    pub fn eval_scalar(&self, expr: &Expr) -> Result<Vec<f64>, QueryError> {
+        match self.eval(expr)? {
+            Val::Scalar(values) => Ok(values),
+            other => Err(QueryError::BadData(format!(
+                "expected type scalar, got {}",
+                val_type_name(&other)
+            ))),
+        }
+    }
+
+    /// Evaluates an argument that must be an instant vector.
+    pub fn eval_vector(&self, expr: &Expr) -> Result<Vec<StepSeries>, QueryError> {
+        match self.eval(expr)? {
+            Val::Vector(series) => Ok(series),
+            other => Err(QueryError::BadData(format!(
+                "expected type instant vector, got {}",
+                val_type_name(&other)
+            ))),
+        }
+    }
+
+    /// Evaluates an argument that must be a string.
+    pub fn eval_string(&self, expr: &Expr) -> Result<String, QueryError> {
+        match self.eval(expr)? {
+            Val::String(s) => Ok(s),
+            other => Err(QueryError::BadData(format!(
+                "expected type string, got {}",
+                val_type_name(&other)
+            ))),
+        }
+    }
+
+    fn matchers(&self, vs: &parser::VectorSelector) -> Result<Vec<Matcher>, QueryError> {
+        let mut matchers = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+        if let Some(name) = &vs.name {
+            matchers.push(Matcher::equal(METRIC_NAME, name.clone()));
+        }
+        for m in &vs.matchers.matchers {
+            let op = match m.op {
+                parser::AstMatchOp::Equal => MatchOp::Equal,
+                parser::AstMatchOp::NotEqual => MatchOp::NotEqual,
+                parser::AstMatchOp::Re(_) => MatchOp::Regex,
+                parser::AstMatchOp::NotRe(_) => MatchOp::NotRegex,
+            };
+            let matcher = Matcher::new(op, m.name.clone(), m.value.clone())
+                .map_err(|e| QueryError::BadData(e.to_string()))?;
+            matchers.push(matcher);
+        }
+        Ok(matchers)
+    }
+
+    /// Selects the series of `vs` with its hints; `f` sees each series.
+    fn select(
+        &self,
+        vs: &parser::VectorSelector,
+        range: i64,
+        func: Option<&str>,
+        f: &mut dyn FnMut(&dyn ember_model::storage::Series) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        let Some(querier) = &self.ctx.querier else {
+            return Ok(());
+        };
+        let (start, end) = shifted(
+            &vs.at,
+            &vs.offset,
+            self.start,
+            self.end,
+            self.ctx.query_start,
+            self.ctx.query_end,
+        );
+        let lookback = if range > 0 { range } else { self.ctx.limits.lookback_delta };
+        let hints = SelectHints {
+            start: start - lookback + 1,
+            end,
+            step: if self.start == self.end { 0 } else { self.step },
+            range,
+            func: func.map(str::to_owned),
+            ..SelectHints::default()
+        };
+        let matchers = self.matchers(vs)?;
+        let set = querier.select(true, Some(&hints), &matchers)?;
+        for series in set {
+            self.ctx.check()?;
+            f(series?.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// An instant selector over all steps; with `timestamps` the values are
+    /// the samples' timestamps in seconds (for `timestamp()`).
+    pub fn select_instant(
+        &self,
+        vs: &parser::VectorSelector,
+        timestamps: bool,
+    ) -> Result<Vec<StepSeries>, QueryError> {
+        let offset = offset_ms(&vs.offset);
+        let at = at_ms(&vs.at, self.ctx.query_start, self.ctx.query_end);
+        let lookback = self.ctx.limits.lookback_delta;
+        let steps = self.steps();
+        let mut out = Vec::new();
+        self.select(vs, 0, None, &mut |series| {
+            let mut it = series.samples();
+            let mut loaded = 0u64;
+            let mut current: Option<Point> = None;
+            let first_reference = at.unwrap_or(self.start) - offset;
+            let mut next = it.seek(first_reference - lookback + 1).then(|| it.at());
+            let mut points = Vec::new();
+            for step in 0..steps {
+                let reference = at.unwrap_or(self.time(step)) - offset;
+                while let Some(sample) = next {
+                    if sample.t > reference {
+                        break;
+                    }
+                    loaded += 1;
+                    current = Some(sample);
+                    next = it.next().then(|| it.at());
+                }
+                if let Some(sample) = current
+                    && sample.t > reference - lookback
+                    && !sample.is_stale()
+                {
+                    let v = if timestamps { sample.t as f64 / 1000.0 } else { sample.v };
+                    points.push(StepPoint { step: step as u32, v });
+                }
+            }
+            if let Some(error) = it.err() {
+                return Err(error.clone().into());
+            }
+            self.ctx
+                .samples_loaded
+                .set(self.ctx.samples_loaded.get() + loaded);
+            if !points.is_empty() {
+                self.ctx.hold(points.len())?;
+                out.push(StepSeries {
+                    labels: series.labels().clone(),
+                    drop_name: false,
+                    points,
+                });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The window geometry of a range argument (matrix selector or
+    /// subquery, possibly in parentheses).
+    pub fn window_of(&self, expr: &Expr) -> Result<Window, QueryError> {
+        match expr {
+            Expr::Paren(p) => self.window_of(&p.expr),
+            Expr::MatrixSelector(ms) => Ok(Window {
+                range: duration_ms(&ms.range),
+                offset: offset_ms(&ms.vs.offset),
+                at: at_ms(&ms.vs.at, self.ctx.query_start, self.ctx.query_end),
+            }),
+            Expr::Subquery(sq) => Ok(Window {
+                range: duration_ms(&sq.range),
+                offset: offset_ms(&sq.offset),
+                at: at_ms(&sq.at, self.ctx.query_start, self.ctx.query_end),
+            }),
+            _ => Err(QueryError::BadData(
+                "expected type range vector in call to function".into(),
+            )),
+        }
+    }
+
+    /// Streams the series of a range argument: labels and all samples the
+    /// windows of this evaluator's steps can see (staleness markers
+    /// removed), one series at a time.
+    pub fn for_each_range_series(
+        &self,
+        expr: &Expr,
+        f: &mut dyn FnMut(&Labels, &[Point]) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        let window = self.window_of(expr)?;
+        let first = window.reference(self.start) - window.range;
+        let last = window.reference(self.end);
+        match strip_parens(expr) {
+            Expr::MatrixSelector(ms) => {
+                let mut buffer: Vec<Point> = Vec::new();
+                let func = None;
+                self.select(&ms.vs, window.range, func, &mut |series| {
+                    buffer.clear();
+                    let mut it = series.samples();
+                    if it.seek(first + 1) {
+                        loop {
+                            let sample = it.at();
+                            if sample.t > last {
+                                break;
+                            }
+                            if !sample.is_stale() {
+                                buffer.push(sample);
+                            }
+                            if !it.next() {
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(error) = it.err() {
+                        return Err(error.clone().into());
+                    }
+                    self.ctx
+                        .samples_loaded
+                        .set(self.ctx.samples_loaded.get() + buffer.len() as u64);
+                    self.ctx.hold(buffer.len())?;
+                    let result = if buffer.is_empty() {
+                        Ok(())
+                    } else {
+                        f(series.labels(), &buffer)
+                    };
+                    self.ctx.release(buffer.len());
+                    result
+                })
+            }
+            Expr::Subquery(sq) => {
+                let step = match &sq.step {
+                    Some(step) if !step.is_zero() => duration_ms(step),
+                    _ => self.ctx.limits.default_subquery_step,
+                };
+                // The first step is the first multiple of `step` after the
+                // earliest window's start, as Prometheus aligns subqueries
+                // to absolute time so that consecutive evaluations see the
+                // same points.
+                let mut inner_start = first.div_euclid(step) * step;
+                if inner_start <= first {
+                    inner_start += step;
+                }
+                if inner_start > last {
+                    return Ok(());
+                }
+                let inner = Evaluator {
+                    ctx: self.ctx,
+                    start: inner_start,
+                    end: last,
+                    step,
+                };
+                let series = inner.eval_vector(&sq.expr)?;
+                let mut buffer = Vec::new();
+                for s in series {
+                    self.ctx.check()?;
+                    buffer.clear();
+                    buffer.extend(s.points.iter().map(|p| Point::new(inner.time(p.step as usize), p.v)));
+                    let labels = if s.drop_name {
+                        s.labels.drop_metric_name()
+                    } else {
+                        s.labels.clone()
+                    };
+                    f(&labels, &buffer)?;
+                    self.ctx.release(s.points.len());
+                }
+                Ok(())
+            }
+            _ => Err(QueryError::BadData(
+                "expected type range vector in call to function".into(),
+            )),
+        }
+    }
+
+    /// Applies `f` to the window of every step of every series of a range
+    /// argument; `f` gets the step index, the window and the window's
+    /// reference time, and returns the step's value if any.
+    pub fn range_map(
+        &self,
+        expr: &Expr,
+        drop_name: bool,
+        f: &mut dyn FnMut(usize, &[Point], &Labels, i64) -> Option<f64>,
+    ) -> Result<Vec<StepSeries>, QueryError> {
+        let window = self.window_of(expr)?;
+        let steps = self.steps();
+        let mut out = Vec::new();
+        self.for_each_range_series(expr, &mut |labels, samples| {
+            let mut points = Vec::new();
+            let (mut lo, mut hi) = (0usize, 0usize);
+            for step in 0..steps {
+                let reference = window.reference(self.time(step));
+                if window.at.is_some() {
+                    lo = samples.partition_point(|p| p.t <= reference - window.range);
+                    hi = samples.partition_point(|p| p.t <= reference);
+                } else {
+                    while hi < samples.len() && samples[hi].t <= reference {
+                        hi += 1;
+                    }
+                    while lo < hi && samples[lo].t <= reference - window.range {
+                        lo += 1;
+                    }
+                }
+                if let Some(v) = f(step, &samples[lo..hi], labels, reference) {
+                    points.push(StepPoint { step: step as u32, v });
+                }
+            }
+            if !points.is_empty() {
+                self.ctx.hold(points.len())?;
+                out.push(StepSeries {
+                    labels: labels.clone(),
+                    drop_name,
+                    points,
+                });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Turns the root's value into the API's value, dropping names marked
+    /// for dropping and rejecting duplicate series.
+    fn finish(&self, val: Val, instant: bool) -> Result<Value, QueryError> {
+        match val {
+            Val::Scalar(values) => {
+                if instant {
+                    Ok(Value::Scalar(Scalar {
+                        t: self.start,
+                        v: values.first().copied().unwrap_or(f64::NAN),
+                    }))
+                } else {
+                    let points = values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| Point::new(self.time(i), *v))
+                        .collect();
+                    Ok(Value::Matrix(vec![Series {
+                        metric: Labels::EMPTY,
+                        points,
+                    }]))
+                }
+            }
+            Val::String(s) => Ok(Value::String(StringValue { t: self.start, v: s })),
+            Val::Matrix(series) => Ok(Value::Matrix(series)),
+            Val::Vector(series) => {
+                let series = drop_names_and_merge(series)?;
+                if instant {
+                    Ok(Value::Vector(
+                        series
+                            .into_iter()
+                            .filter_map(|s| {
+                                s.points.first().map(|p| Sample {
+                                    metric: s.labels,
+                                    t: self.start,
+                                    v: p.v,
+                                })
+                            })
+                            .collect(),
+                    ))
+                } else {
+                    let mut matrix: Vec<Series> = series
+                        .into_iter()
+                        .map(|s| Series {
+                            metric: s.labels,
+                            points: s
+                                .points
+                                .iter()
+                                .map(|p| Point::new(self.time(p.step as usize), p.v))
+                                .collect(),
+                        })
+                        .collect();
+                    matrix.sort_by(|a, b| a.metric.cmp(&b.metric));
+                    Ok(Value::Matrix(matrix))
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn strip_parens(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Paren(p) => strip_parens(&p.expr),
+        other => other,
+    }
+}
+
+pub(super) fn val_type_name(val: &Val) -> &'static str {
+    match val {
+        Val::Scalar(_) => "scalar",
+        Val::String(_) => "string",
+        Val::Vector(_) => "instant vector",
+        Val::Matrix(_) => "range vector",
+    }
+}
+
+/// Drops names marked for dropping, then merges series that now share
+/// their labels when their points do not overlap (a series that changed
+/// its name mid-query stays one series), failing when they do.
+pub(super) fn drop_names_and_merge(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, QueryError> {
+    let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
+    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    for mut s in series {
+        if s.drop_name {
+            s.labels = s.labels.drop_metric_name();
+            s.drop_name = false;
+        }
+        match index.get(&s.labels) {
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+            Some(&i) => {
+                let target = &mut out[i];
+                target.points = merge_points(std::mem::take(&mut target.points), s.points)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Merges two step-sorted point lists that must not share a step.
+pub(super) fn merge_points(a: Vec<StepPoint>, b: Vec<StepPoint>) -> Result<Vec<StepPoint>, QueryError> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.step == y.step => {
+                return Err(QueryError::Execution(
+                    "vector cannot contain metrics with the same labelset".into(),
+                ));
+            }
+            (Some(x), Some(y)) if x.step < y.step => {
+                merged.push(*x);
+                i += 1;
+            }
+            (Some(x), None) => {
+                merged.push(*x);
+                i += 1;
+            }
+            (_, Some(y)) => {
+                merged.push(*y);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    Ok(merged)
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("query", &self.query.text).finish_non_exhaustive()
+    }
+}

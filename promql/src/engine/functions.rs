@@ -1,0 +1,887 @@
+//! PromQL functions.
+//!
+//! Instant-vector functions map points; range-vector functions slide a
+//! window over each series' samples ([`Evaluator::range_map`]); a few
+//! (`scalar`, `absent`, `sort`, `label_*`, `histogram_*`) need the vector
+//! of a step as a whole.
+
+use std::collections::HashMap;
+
+use ember_model::labels::{Labels, LabelsBuilder, METRIC_NAME};
+use ember_model::sample::Sample as Point;
+use ember_model::storage::Severity;
+
+use super::QueryError;
+use super::eval::{Evaluator, StepPoint, StepSeries, Val, merge_points, strip_parens};
+use crate::parser::{Call, Expr};
+
+/// Every function the engine implements.
+const SUPPORTED: &[&str] = &[
+    "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
+    "avg_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh",
+    "count_over_time", "days_in_month", "day_of_month", "day_of_week", "day_of_year", "deg",
+    "delta", "deriv", "exp", "floor", "histogram_avg", "histogram_count", "histogram_fraction",
+    "histogram_quantile", "histogram_quantiles", "histogram_stddev", "histogram_stdvar",
+    "histogram_sum", "double_exponential_smoothing", "hour", "idelta", "increase", "irate",
+    "label_replace", "label_join", "last_over_time", "first_over_time", "ln", "log10", "log2",
+    "mad_over_time", "max_over_time", "min_over_time", "minute", "month", "pi",
+    "predict_linear", "present_over_time", "quantile_over_time", "rad", "rate", "resets",
+    "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_desc", "sort_by_label",
+    "sort_by_label_desc", "sqrt", "stddev_over_time", "stdvar_over_time", "sum_over_time",
+    "tan", "tanh", "time", "timestamp", "vector", "year", "ts_of_max_over_time",
+    "ts_of_min_over_time", "ts_of_last_over_time", "ts_of_first_over_time",
+];
+
+/// Whether the engine implements function `name`.
+pub(super) fn is_supported(name: &str) -> bool {
+    SUPPORTED.contains(&name)
+}
+
+/// Kahan–Babuška–Neumaier summation step, as Prometheus's `kahanSumInc`.
+pub(crate) fn kahan_add(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// The `q`-quantile of `values` (sorted in place), as Prometheus's
+/// `quantile`: linear interpolation between the closest ranks.
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    // NaNs sort first, as Go's sort of `vectorByValueHeap` puts them.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+/// Least-squares fit of the samples with x measured in seconds from
+/// `intercept_time`, as Prometheus's `linearRegression`.
+fn linear_regression(samples: &[Point], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut sum_x, mut c_x, mut sum_y, mut c_y) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut c_xy, mut sum_x2, mut c_x2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = samples[0].v;
+    let mut const_y = true;
+    for (i, sample) in samples.iter().enumerate() {
+        if const_y && i > 0 && sample.v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (sample.t - intercept_time) as f64 / 1e3;
+        (sum_x, c_x) = kahan_add(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_add(sample.v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_add(x * sample.v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_add(x * x, sum_x2, c_x2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    sum_x += c_x;
+    sum_y += c_y;
+    sum_xy += c_xy;
+    sum_x2 += c_x2;
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+/// `rate`, `increase` and `delta`: Prometheus's `extrapolatedRate`.
+fn extrapolated_rate(
+    samples: &[Point],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let first = samples[0];
+    let last = samples[samples.len() - 1];
+    let mut result = last.v - first.v;
+    if is_counter {
+        let mut previous = first.v;
+        for sample in &samples[1..] {
+            if sample.v < previous {
+                result += previous;
+            }
+            previous = sample.v;
+        }
+    }
+    let mut duration_to_start = (first.t - range_start) as f64 / 1000.0;
+    let mut duration_to_end = (range_end - last.t) as f64 / 1000.0;
+    let sampled_interval = (last.t - first.t) as f64 / 1000.0;
+    let average_between = sampled_interval / (samples.len() - 1) as f64;
+    let threshold = average_between * 1.1;
+    if duration_to_start >= threshold {
+        duration_to_start = average_between / 2.0;
+    }
+    if is_counter && result > 0.0 && first.v >= 0.0 {
+        let duration_to_zero = sampled_interval * (first.v / result);
+        if duration_to_zero < duration_to_start {
+            duration_to_start = duration_to_zero;
+        }
+    }
+    if duration_to_end >= threshold {
+        duration_to_end = average_between / 2.0;
+    }
+    let mut factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
+    if is_rate {
+        factor /= range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate` and `idelta`.
+fn instant_value(samples: &[Point], is_rate: bool) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let last = samples[samples.len() - 1];
+    let previous = samples[samples.len() - 2];
+    let mut result = if is_rate && last.v < previous.v {
+        last.v
+    } else {
+        last.v - previous.v
+    };
+    let interval = last.t - previous.t;
+    if interval == 0 {
+        return None;
+    }
+    if is_rate {
+        result /= interval as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+fn avg(samples: &[Point]) -> f64 {
+    let (mut sum, mut mean, mut c) = (0.0, 0.0, 0.0);
+    let mut incremental = false;
+    for (i, s) in samples.iter().enumerate() {
+        let count = (i + 1) as f64;
+        if !incremental {
+            let (new_sum, new_c) = kahan_add(s.v, sum, c);
+            if !new_sum.is_infinite() {
+                (sum, c) = (new_sum, new_c);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let q = (count - 1.0) / count;
+        (mean, c) = kahan_add(s.v / count, q * mean, q * c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        let count = samples.len() as f64;
+        sum / count + c / count
+    }
+}
+
+fn variance(samples: &[Point]) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for s in samples {
+        count += 1.0;
+        let delta = s.v - (mean + c_mean);
+        (mean, c_mean) = kahan_add(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_add(delta * (s.v - (mean + c_mean)), aux, c_aux);
+    }
+    (aux + c_aux) / count
+}
+
+fn double_exponential_smoothing(samples: &[Point], sf: f64, tf: f64) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
+    }
+    let (mut s0, mut s1) = (0.0, samples[0].v);
+    let mut b = samples[1].v - samples[0].v;
+    for (i, sample) in samples.iter().enumerate().skip(1) {
+        let x = sf * sample.v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Some(s1)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn is_leap(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn date_part(name: &str, seconds: f64) -> f64 {
+    if !seconds.is_finite() {
+        return f64::NAN;
+    }
+    let secs = seconds.floor() as i64;
+    let days = secs.div_euclid(86_400);
+    let in_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    match name {
+        "year" => year as f64,
+        "month" => f64::from(month),
+        "day_of_month" => f64::from(day),
+        "day_of_week" => (days + 4).rem_euclid(7) as f64,
+        "day_of_year" => {
+            let cumulative = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+            let leap = i64::from(month > 2 && is_leap(year));
+            (cumulative[month as usize - 1] + i64::from(day) + leap) as f64
+        }
+        "days_in_month" => {
+            let lengths = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+            let leap = i64::from(month == 2 && is_leap(year));
+            (lengths[month as usize - 1] + leap) as f64
+        }
+        "hour" => (in_day / 3600) as f64,
+        "minute" => (in_day % 3600 / 60) as f64,
+        _ => f64::NAN,
+    }
+}
+
+fn simple(name: &str, v: f64) -> f64 {
+    match name {
+        "abs" => v.abs(),
+        "ceil" => v.ceil(),
+        "floor" => v.floor(),
+        "exp" => v.exp(),
+        "sqrt" => v.sqrt(),
+        "ln" => v.ln(),
+        "log2" => v.log2(),
+        "log10" => v.log10(),
+        "sin" => v.sin(),
+        "cos" => v.cos(),
+        "tan" => v.tan(),
+        "asin" => v.asin(),
+        "acos" => v.acos(),
+        "atan" => v.atan(),
+        "sinh" => v.sinh(),
+        "cosh" => v.cosh(),
+        "tanh" => v.tanh(),
+        "asinh" => v.asinh(),
+        "acosh" => v.acosh(),
+        "atanh" => v.atanh(),
+        "deg" => v.to_degrees(),
+        "rad" => v.to_radians(),
+        "sgn" => {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                v
+            }
+        }
+        _ => f64::NAN,
+    }
+}
+
+/// Natural order of strings (runs of digits compare as numbers), as
+/// Prometheus's `natsort` used by `sort_by_label`.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let si = i;
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let na = std::str::from_utf8(&a[si..i]).unwrap_or("").trim_start_matches('0');
+            let nb = std::str::from_utf8(&b[sj..j]).unwrap_or("").trim_start_matches('0');
+            let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+            if ord != std::cmp::Ordering::Equal {
+                return ord;
+            }
+        } else {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+fn is_valid_label_name(name: &str) -> bool {
+    !name.is_empty()
+}
+
+impl Evaluator<'_, '_> {
+    pub(super) fn eval_call(&self, node: &Expr, call: &Call) -> Result<Val, QueryError> {
+        let name = call.func.name;
+        let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+        let arg = |i: usize| {
+            args.get(i).copied().ok_or_else(|| {
+                QueryError::BadData(format!("missing argument {i} in call to {name}"))
+            })
+        };
+        let position = self.ctx.position_of(node);
+        let call_position = position.map(|(p, _)| p);
+        let arg_position = |i: usize| position.and_then(|(_, a)| a.get(i).copied());
+        let steps = self.steps();
+        match name {
+            "time" => Ok(Val::Scalar((0..steps).map(|i| self.time(i) as f64 / 1000.0).collect())),
+            "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; steps])),
+            "vector" => {
+                let values = self.eval_scalar(arg(0)?)?;
+                Ok(Val::Vector(vec![StepSeries {
+                    labels: Labels::EMPTY,
+                    drop_name: false,
+                    points: values
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| StepPoint { step: i as u32, v })
+                        .collect(),
+                }]))
+            }
+            "scalar" => {
+                let series = self.eval_vector(arg(0)?)?;
+                let mut values = vec![f64::NAN; steps];
+                let mut counts = vec![0u32; steps];
+                for s in &series {
+                    for p in &s.points {
+                        counts[p.step as usize] += 1;
+                        values[p.step as usize] = p.v;
+                    }
+                }
+                for (v, c) in values.iter_mut().zip(counts) {
+                    if c != 1 {
+                        *v = f64::NAN;
+                    }
+                }
+                Ok(Val::Scalar(values))
+            }
+            "abs" | "ceil" | "floor" | "exp" | "sqrt" | "ln" | "log2" | "log10" | "sin" | "cos"
+            | "tan" | "asin" | "acos" | "atan" | "sinh" | "cosh" | "tanh" | "asinh" | "acosh"
+            | "atanh" | "deg" | "rad" | "sgn" => {
+                let mut series = self.eval_vector(arg(0)?)?;
+                for s in &mut series {
+                    s.drop_name = true;
+                    s.points.iter_mut().for_each(|p| p.v = simple(name, p.v));
+                }
+                Ok(Val::Vector(series))
+            }
+            "year" | "month" | "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month"
+            | "hour" | "minute" => {
+                if args.is_empty() {
+                    let values = (0..steps)
+                        .map(|i| StepPoint {
+                            step: i as u32,
+                            v: date_part(name, self.time(i) as f64 / 1000.0),
+                        })
+                        .collect();
+                    return Ok(Val::Vector(vec![StepSeries {
+                        labels: Labels::EMPTY,
+                        drop_name: false,
+                        points: values,
+                    }]));
+                }
+                let mut series = self.eval_vector(arg(0)?)?;
+                for s in &mut series {
+                    s.drop_name = true;
+                    s.points.iter_mut().for_each(|p| p.v = date_part(name, p.v));
+                }
+                Ok(Val::Vector(series))
+            }
+            "round" => {
+                let mut series = self.eval_vector(arg(0)?)?;
+                let to_nearest = match args.get(1) {
+                    Some(e) => self.eval_scalar(e)?,
+                    None => vec![1.0; steps],
+                };
+                for s in &mut series {
+                    s.drop_name = true;
+                    for p in &mut s.points {
+                        let inverse = 1.0 / to_nearest[p.step as usize];
+                        p.v = (p.v * inverse + 0.5).floor() / inverse;
+                    }
+                }
+                Ok(Val::Vector(series))
+            }
+            "clamp" | "clamp_min" | "clamp_max" => {
+                let mut series = self.eval_vector(arg(0)?)?;
+                let (min, max) = match name {
+                    "clamp" => (self.eval_scalar(arg(1)?)?, self.eval_scalar(arg(2)?)?),
+                    "clamp_min" => (self.eval_scalar(arg(1)?)?, vec![f64::INFINITY; steps]),
+                    _ => (vec![f64::NEG_INFINITY; steps], self.eval_scalar(arg(1)?)?),
+                };
+                for s in &mut series {
+                    s.drop_name = true;
+                    s.points.retain_mut(|p| {
+                        let (lo, hi) = (min[p.step as usize], max[p.step as usize]);
+                        if name == "clamp" && hi < lo {
+                            return false;
+                        }
+                        // max(min, min(max, v)) with Go's NaN semantics.
+                        let v = if p.v.is_nan() { p.v } else { p.v.min(hi) };
+                        p.v = if v.is_nan() || hi.is_nan() || lo.is_nan() {
+                            if lo.is_nan() || hi.is_nan() { f64::NAN } else { v }
+                        } else {
+                            v.max(lo)
+                        };
+                        true
+                    });
+                }
+                series.retain(|s| !s.points.is_empty());
+                Ok(Val::Vector(series))
+            }
+            "timestamp" => {
+                if let Expr::VectorSelector(vs) = strip_parens(arg(0)?) {
+                    let mut series = self.select_instant(vs, true)?;
+                    series.iter_mut().for_each(|s| s.drop_name = true);
+                    return Ok(Val::Vector(series));
+                }
+                let mut series = self.eval_vector(arg(0)?)?;
+                for s in &mut series {
+                    s.drop_name = true;
+                    for p in &mut s.points {
+                        p.v = self.time(p.step as usize) as f64 / 1000.0;
+                    }
+                }
+                Ok(Val::Vector(series))
+            }
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
+                if steps > 1 || self.start != self.end {
+                    self.ctx.annotate(
+                        Severity::Warning,
+                        format!("{name} is ineffective for range queries since results are always ordered by labels"),
+                        call_position,
+                    );
+                }
+                let mut series = self.eval_vector(arg(0)?)?;
+                let value = |s: &StepSeries| s.points.first().map_or(f64::NAN, |p| p.v);
+                match name {
+                    "sort" => series.sort_by(|a, b| nan_last(value(a), value(b), false)),
+                    "sort_desc" => series.sort_by(|a, b| nan_last(value(a), value(b), true)),
+                    _ => {
+                        let mut names = Vec::new();
+                        for e in &args[1..] {
+                            names.push(self.eval_string(e)?);
+                        }
+                        let descending = name == "sort_by_label_desc";
+                        series.sort_by(|a, b| {
+                            let mut ord = std::cmp::Ordering::Equal;
+                            for n in &names {
+                                let (x, y) = (a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
+                                ord = natural_cmp(x, y);
+                                if ord != std::cmp::Ordering::Equal {
+                                    break;
+                                }
+                            }
+                            if ord == std::cmp::Ordering::Equal {
+                                ord = a.labels.cmp(&b.labels);
+                            }
+                            if descending { ord.reverse() } else { ord }
+                        });
+                    }
+                }
+                Ok(Val::Vector(series))
+            }
+            "label_replace" => {
+                let series = self.eval_vector(arg(0)?)?;
+                let dst = self.eval_string(arg(1)?)?;
+                let replacement = self.eval_string(arg(2)?)?;
+                let src = self.eval_string(arg(3)?)?;
+                let pattern = self.eval_string(arg(4)?)?;
+                let regex = regex::Regex::new(&format!("^(?s:{pattern})$")).map_err(|e| {
+                    QueryError::Execution(format!(
+                        "invalid regular expression in label_replace(): {pattern}: {e}"
+                    ))
+                })?;
+                if let Some(spelling) = self.ctx.query.invalid_utf8.get(&dst) {
+                    return Err(QueryError::Execution(format!(
+                        "invalid destination label name in label_replace(): {spelling}"
+                    )));
+                }
+                if !is_valid_label_name(&dst) {
+                    return Err(QueryError::Execution(format!(
+                        "invalid destination label name in label_replace(): {dst}"
+                    )));
+                }
+                let relabelled = series.into_iter().map(|mut s| {
+                    let value = s.labels.get(&src).unwrap_or("");
+                    if let Some(captures) = regex.captures(value) {
+                        let mut expanded = String::new();
+                        captures.expand(&replacement, &mut expanded);
+                        let mut builder = LabelsBuilder::new(s.labels.clone());
+                        if expanded.is_empty() {
+                            builder.del(&dst);
+                        } else {
+                            builder.set(&dst, &expanded);
+                        }
+                        s.labels = builder.labels();
+                        if dst == METRIC_NAME {
+                            s.drop_name = false;
+                        }
+                    }
+                    s
+                });
+                Ok(Val::Vector(merge_same_labels(relabelled.collect())?))
+            }
+            "label_join" => {
+                let series = self.eval_vector(arg(0)?)?;
+                let dst = self.eval_string(arg(1)?)?;
+                let separator = self.eval_string(arg(2)?)?;
+                let mut sources = Vec::new();
+                for e in &args[3..] {
+                    sources.push(self.eval_string(e)?);
+                }
+                if !is_valid_label_name(&dst) || self.ctx.query.invalid_utf8.contains_key(&dst) {
+                    return Err(QueryError::Execution(format!(
+                        "invalid destination label name in label_join(): {dst}"
+                    )));
+                }
+                let joined = series.into_iter().map(|mut s| {
+                    let value = sources
+                        .iter()
+                        .map(|n| s.labels.get(n).unwrap_or(""))
+                        .collect::<Vec<_>>()
+                        .join(&separator);
+                    let mut builder = LabelsBuilder::new(s.labels.clone());
+                    if value.is_empty() {
+                        builder.del(&dst);
+                    } else {
+                        builder.set(&dst, &value);
+                    }
+                    s.labels = builder.labels();
+                    if dst == METRIC_NAME {
+                        s.drop_name = false;
+                    }
+                    s
+                });
+                Ok(Val::Vector(merge_same_labels(joined.collect())?))
+            }
+            "absent" => {
+                let series = self.eval_vector(arg(0)?)?;
+                let mut present = vec![false; steps];
+                for s in &series {
+                    for p in &s.points {
+                        present[p.step as usize] = true;
+                    }
+                }
+                let points: Vec<StepPoint> = present
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| !**p)
+                    .map(|(i, _)| StepPoint { step: i as u32, v: 1.0 })
+                    .collect();
+                Ok(Val::Vector(absent_result(arg(0)?, points)))
+            }
+            "absent_over_time" => {
+                let series = self.range_map(arg(0)?, true, &mut |_, window, _, _| {
+                    (!window.is_empty()).then_some(1.0)
+                })?;
+                let mut present = vec![false; steps];
+                for s in &series {
+                    for p in &s.points {
+                        present[p.step as usize] = true;
+                    }
+                }
+                let points: Vec<StepPoint> = present
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| !**p)
+                    .map(|(i, _)| StepPoint { step: i as u32, v: 1.0 })
+                    .collect();
+                Ok(Val::Vector(absent_result(arg(0)?, points)))
+            }
+            "rate" | "increase" | "delta" => {
+                let window = self.window_of(arg(0)?)?;
+                let is_counter = name != "delta";
+                let is_rate = name == "rate";
+                let mut non_counter = Vec::new();
+                let result = self.range_map(arg(0)?, true, &mut |_, samples, labels, reference| {
+                    let value = extrapolated_rate(
+                        samples,
+                        reference - window.range,
+                        reference,
+                        window.range,
+                        is_counter,
+                        is_rate,
+                    );
+                    if is_counter
+                        && value.is_some()
+                        && let Some(metric) = labels.metric_name()
+                        && ![ "_total", "_sum", "_count", "_bucket"].iter().any(|s| metric.ends_with(s))
+                        && !non_counter.iter().any(|m: &String| m == metric)
+                    {
+                        non_counter.push(metric.to_owned());
+                    }
+                    value
+                })?;
+                for metric in non_counter {
+                    self.ctx.annotate(
+                        Severity::Info,
+                        format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"),
+                        arg_position(0),
+                    );
+                }
+                Ok(Val::Vector(result))
+            }
+            "irate" | "idelta" => {
+                let is_rate = name == "irate";
+                Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |_, samples, _, _| {
+                    instant_value(samples, is_rate)
+                })?))
+            }
+            "deriv" => Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |_, samples, _, _| {
+                (samples.len() >= 2).then(|| linear_regression(samples, samples[0].t).0)
+            })?)),
+            "predict_linear" => {
+                let duration = self.eval_scalar(arg(1)?)?;
+                Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |step, samples, _, _| {
+                    if samples.len() < 2 {
+                        return None;
+                    }
+                    let (slope, intercept) = linear_regression(samples, self.time(step));
+                    Some(slope * duration[step] + intercept)
+                })?))
+            }
+            "double_exponential_smoothing" => {
+                let sf = self.eval_scalar(arg(1)?)?;
+                let tf = self.eval_scalar(arg(2)?)?;
+                let mut error = None;
+                let result = self.range_map(arg(0)?, true, &mut |step, samples, _, _| {
+                    let (sf, tf) = (sf[step], tf[step]);
+                    if sf <= 0.0 || sf >= 1.0 {
+                        error.get_or_insert_with(|| format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"));
+                        return None;
+                    }
+                    if tf <= 0.0 || tf >= 1.0 {
+                        error.get_or_insert_with(|| format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"));
+                        return None;
+                    }
+                    double_exponential_smoothing(samples, sf, tf)
+                })?;
+                match error {
+                    Some(message) => Err(QueryError::Execution(message)),
+                    None => Ok(Val::Vector(result)),
+                }
+            }
+            "quantile_over_time" => {
+                let q = self.eval_scalar(arg(0)?)?;
+                let mut buffer = Vec::new();
+                let mut warned = false;
+                let result = self.range_map(arg(1)?, true, &mut |step, samples, _, _| {
+                    if samples.is_empty() {
+                        return None;
+                    }
+                    let q = q[step];
+                    if !(0.0..=1.0).contains(&q) {
+                        warned = true;
+                    }
+                    buffer.clear();
+                    buffer.extend(samples.iter().map(|s| s.v));
+                    Some(quantile(q, &mut buffer))
+                })?;
+                if warned && let Some(q) = q.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+                    self.ctx.annotate(
+                        Severity::Warning,
+                        format!("quantile value should be between 0 and 1, got {}", super::aggregate::go_g(*q)),
+                        arg_position(0),
+                    );
+                }
+                Ok(Val::Vector(result))
+            }
+            "mad_over_time" => {
+                let mut buffer = Vec::new();
+                Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |_, samples, _, _| {
+                    if samples.is_empty() {
+                        return None;
+                    }
+                    buffer.clear();
+                    buffer.extend(samples.iter().map(|s| s.v));
+                    let median = quantile(0.5, &mut buffer);
+                    buffer.iter_mut().for_each(|v| *v = (*v - median).abs());
+                    Some(quantile(0.5, &mut buffer))
+                })?))
+            }
+            "avg_over_time" | "sum_over_time" | "count_over_time" | "min_over_time"
+            | "max_over_time" | "stddev_over_time" | "stdvar_over_time" | "changes"
+            | "resets" | "present_over_time" | "ts_of_max_over_time" | "ts_of_min_over_time"
+            | "ts_of_last_over_time" | "ts_of_first_over_time" => {
+                Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |_, samples, _, _| {
+                    over_time(name, samples)
+                })?))
+            }
+            "last_over_time" | "first_over_time" => {
+                let first = name == "first_over_time";
+                Ok(Val::Vector(self.range_map(arg(0)?, false, &mut |_, samples, _, _| {
+                    if first { samples.first() } else { samples.last() }.map(|s| s.v)
+                })?))
+            }
+            "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+                self.eval_histogram_function(name, &args, position)
+            }
+            "histogram_avg" | "histogram_count" | "histogram_sum" | "histogram_stddev"
+            | "histogram_stdvar" => {
+                // These read native histograms only; float samples are
+                // ignored, so over float data the result is empty.
+                let series = self.eval_vector(arg(0)?)?;
+                let released: usize = series.iter().map(|s| s.points.len()).sum();
+                self.ctx.release(released);
+                Ok(Val::Vector(Vec::new()))
+            }
+            other => Err(QueryError::BadData(format!("unknown function {other:?}"))),
+        }
+    }
+}
+
+fn nan_last(a: f64, b: f64, descending: bool) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ if descending => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+fn over_time(name: &str, samples: &[Point]) -> Option<f64> {
+    let first = samples.first()?;
+    Some(match name {
+        "avg_over_time" => avg(samples),
+        "sum_over_time" => {
+            let (sum, c) = samples
+                .iter()
+                .fold((0.0, 0.0), |(sum, c), s| kahan_add(s.v, sum, c));
+            sum + c
+        }
+        "count_over_time" => samples.len() as f64,
+        "present_over_time" => 1.0,
+        "min_over_time" => samples.iter().fold(first.v, |m, s| {
+            if s.v < m || m.is_nan() { s.v } else { m }
+        }),
+        "max_over_time" => samples.iter().fold(first.v, |m, s| {
+            if s.v > m || m.is_nan() { s.v } else { m }
+        }),
+        "stddev_over_time" => variance(samples).sqrt(),
+        "stdvar_over_time" => variance(samples),
+        "changes" => samples
+            .windows(2)
+            .filter(|w| !(w[1].v == w[0].v || (w[1].v.is_nan() && w[0].v.is_nan())))
+            .count() as f64,
+        "resets" => samples.windows(2).filter(|w| w[1].v < w[0].v).count() as f64,
+        "ts_of_last_over_time" => samples[samples.len() - 1].t as f64 / 1000.0,
+        "ts_of_first_over_time" => first.t as f64 / 1000.0,
+        "ts_of_max_over_time" | "ts_of_min_over_time" => {
+            let max = name == "ts_of_max_over_time";
+            let mut best = *first;
+            for s in samples {
+                let better = if max { s.v >= best.v } else { s.v <= best.v };
+                if better || best.v.is_nan() {
+                    best = *s;
+                }
+            }
+            best.t as f64 / 1000.0
+        }
+        _ => return None,
+    })
+}
+
+/// The labels `absent(expr)` reports: the equality matchers of a selector
+/// argument (a name used by two of them is left out).
+fn absent_result(expr: &Expr, points: Vec<StepPoint>) -> Vec<StepSeries> {
+    if points.is_empty() {
+        return Vec::new();
+    }
+    let selector = match strip_parens(expr) {
+        Expr::VectorSelector(vs) => Some(vs),
+        Expr::MatrixSelector(ms) => Some(&ms.vs),
+        _ => None,
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    if let Some(vs) = selector {
+        for m in &vs.matchers.matchers {
+            *seen.entry(m.name.clone()).or_default() += 1;
+        }
+        for m in &vs.matchers.matchers {
+            if m.name != METRIC_NAME
+                && matches!(m.op, crate::parser::AstMatchOp::Equal)
+                && seen.get(&m.name) == Some(&1)
+            {
+                pairs.push((m.name.clone(), m.value.clone()));
+            }
+        }
+    }
+    let labels = Labels::new(pairs).unwrap_or_default();
+    vec![StepSeries {
+        labels,
+        drop_name: false,
+        points,
+    }]
+}
+
+/// Merges series that share labels after relabelling; two values for the
+/// same labels at one step are an error, as in Prometheus.
+fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, QueryError> {
+    let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
+    let mut index: HashMap<(Labels, bool), usize> = HashMap::new();
+    for s in series {
+        let key = (s.labels.clone(), s.drop_name);
+        match index.get(&key) {
+            Some(&i) => {
+                let target = &mut out[i];
+                target.points = merge_points(std::mem::take(&mut target.points), s.points)?;
+            }
+            None => {
+                index.insert(key, out.len());
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
