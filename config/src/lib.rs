@@ -112,8 +112,9 @@ scrape_configs:
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let text = read(path)?;
     let env = |name: &str| std::env::var(name).ok();
-    let mut config = parse_text(&text, path, &env)?;
-    load_scrape_config_files(&mut config)?;
+    let map = SourceMap::build(&text);
+    let mut config = parse_text(&text, path, &map, &env)?;
+    load_scrape_config_files(&mut config, &map)?;
     Ok(config)
 }
 
@@ -134,11 +135,12 @@ pub fn parse_with_env(
     origin: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let mut config = parse_text(text, origin, env)?;
+    let map = SourceMap::build(text);
+    let mut config = parse_text(text, origin, &map, env)?;
     if !config.scrape_config_files.is_empty() {
         let located = Located::new(
             origin,
-            SourceMap::build(text).position_of("scrape_config_files"),
+            map.position_of("scrape_config_files"),
             "scrape_config_files",
             "scrape_config_files are only read when the configuration is loaded from a file; the scrape configs in them are ignored here",
         );
@@ -154,14 +156,15 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
+/// Deserialises and validates the main configuration; `map` indexes `text`.
 fn parse_text(
     text: &str,
     origin: &Path,
+    map: &SourceMap,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let map = SourceMap::build(text);
-    let raw: RawConfig = deserialize(text, origin, &map)?;
-    validate::Validator::new(origin, &map, env).config(raw, text)
+    let raw: RawConfig = deserialize(text, origin, map)?;
+    validate::Validator::new(origin, map, env).config(raw, text)
 }
 
 /// Deserialises `text` into a raw type, mapping errors to `file:line:col: path` form.
@@ -178,7 +181,8 @@ fn deserialize<T: serde::de::DeserializeOwned>(
 }
 
 /// Appends the scrape configs of the files matched by `config.scrape_config_files`.
-fn load_scrape_config_files(config: &mut Config) -> Result<(), ConfigError> {
+/// `main_map` indexes the main file, for errors about its `scrape_config_files` entries.
+fn load_scrape_config_files(config: &mut Config, main_map: &SourceMap) -> Result<(), ConfigError> {
     let main_file = config.source.path.clone();
     let mut first_seen: HashMap<String, PathBuf> = config
         .scrape_configs
@@ -190,7 +194,7 @@ fn load_scrape_config_files(config: &mut Config) -> Result<(), ConfigError> {
         let files = glob::expand(pattern).map_err(|error| match error {
             glob::ExpandError::Pattern(error) => {
                 let field = source_map::child_index("scrape_config_files", index);
-                let position = SourceMap::build(&config.source.text).position_of(&field);
+                let position = main_map.position_of(&field);
                 ConfigError::Invalid(Box::new(Located::new(
                     &main_file,
                     position,
