@@ -70,7 +70,10 @@ pub use crate::metadata::MetricType;
 
 pub use error::{HistogramProblem, ParseError, ParseErrorKind, Violation};
 pub use lex::{is_legacy_label_name, is_legacy_metric_name, parse_float};
-pub use negotiation::{Format, ScrapeProtocol, UnsupportedContentType, accept_header};
+pub use negotiation::{
+    EscapingScheme, Format, Negotiated, ScrapeProtocol, UnsupportedContentType,
+    accept_encoding_header, accept_header, accept_header_with_escaping,
+};
 pub use openmetrics::{OpenMetricsOptions, OpenMetricsParser};
 pub use protobuf::ProtobufParser;
 pub use text::TextParser;

@@ -194,6 +194,16 @@ pub fn accept_header_with_escaping(
     out
 }
 
+/// The `Accept-Encoding` header: `gzip` when compression is enabled (the
+/// HTTP client then decompresses), `identity` otherwise.
+pub fn accept_encoding_header(enable_compression: bool) -> &'static str {
+    if enable_compression {
+        "gzip"
+    } else {
+        "identity"
+    }
+}
+
 /// Which parser a response needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -483,6 +493,12 @@ mod tests {
             Format::from_content_type(None, Some(ScrapeProtocol::PrometheusProto)),
             Ok(Format::Protobuf)
         );
+    }
+
+    #[test]
+    fn accept_encoding() {
+        assert_eq!(accept_encoding_header(true), "gzip");
+        assert_eq!(accept_encoding_header(false), "identity");
     }
 
     #[test]
