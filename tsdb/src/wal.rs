@@ -34,15 +34,21 @@
 //! wal.close()?;
 //!
 //! let mut reader = Reader::open(dir.path())?;
-//! let (mut series, mut samples) = (Vec::new(), Vec::new());
+//! let (mut names, mut samples) = (Vec::new(), Vec::new());
 //! while let Some(record) = reader.next_record()? {
 //!     match RecordType::of(record) {
-//!         RecordType::Series => decode_series(record, &mut series)?,
+//!         RecordType::Series => {
+//!             // Decoded strings borrow the reader's buffer: copy (or intern)
+//!             // them before reading the next record.
+//!             let mut series = Vec::new();
+//!             decode_series(record, &mut series)?;
+//!             names.extend(series.iter().map(|s| s.labels[0].1.to_owned()));
+//!         }
 //!         RecordType::Samples => decode_samples(record, &mut samples)?,
 //!         _ => {}
 //!     }
 //! }
-//! assert_eq!(series[0].labels, labels);
+//! assert_eq!(names, ["up"]);
 //! assert_eq!(samples.len(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -525,3 +525,69 @@ fn segment_gaps_are_an_error() {
         })
     ));
 }
+
+#[test]
+fn wal_and_reader_are_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Wal>();
+    assert_send::<Reader>();
+}
+
+mod damage {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever byte of the last segment is damaged, opening repairs it
+        /// and replay yields an exact prefix of what was written.
+        #[test]
+        fn any_flipped_byte_leaves_a_clean_prefix(
+            lengths in proptest::collection::vec(1usize..4_000, 1..12),
+            position in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+            compress in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let options = WalOptions { segment_size: 16 * PAGE_SIZE as u64, ..small(compress) };
+            let mut wal = Wal::open(dir.path(), options).unwrap();
+            let written: Vec<_> = lengths.iter().enumerate().map(|(i, &n)| samples(i as u64, n)).collect();
+            for batch in &written {
+                wal.log(&[Record::Samples(batch)]).unwrap();
+            }
+            drop(wal);
+            let path = segment::segment_path(dir.path(), 0);
+            let mut bytes = fs::read(&path).unwrap();
+            let at = position.index(bytes.len());
+            bytes[at] ^= flip;
+            fs::write(&path, &bytes).unwrap();
+
+            let (wal, report) = Wal::open_with_report(dir.path(), options).unwrap();
+            drop(wal);
+            let replayed = replay(dir.path()).unwrap();
+            prop_assert!(replayed.len() <= written.len());
+            prop_assert_eq!(&replayed[..], &written[..replayed.len()]);
+            if replayed.len() < written.len() {
+                let report = report.expect("dropping records must be reported");
+                prop_assert!(report.corruption.offset <= at as u64);
+            }
+        }
+
+        /// Arbitrary bytes as the last segment never panic: open repairs
+        /// (or refuses zstd), and replay afterwards is clean.
+        #[test]
+        fn arbitrary_segment_bytes_are_repaired(bytes in proptest::collection::vec(any::<u8>(), 0..70_000)) {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(segment::segment_path(dir.path(), 0), &bytes).unwrap();
+            match Wal::open_with_report(dir.path(), small(true)) {
+                Ok((wal, _)) => {
+                    drop(wal);
+                    prop_assert!(replay(dir.path()).is_ok());
+                }
+                Err(WalError::UnsupportedCompression { .. }) => {}
+                Err(other) => prop_assert!(false, "unexpected error {other}"),
+            }
+        }
+    }
+}
