@@ -334,3 +334,54 @@ impl<'a> Parser<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first_series_name(parser: &mut Parser<'_>) -> Option<String> {
+        loop {
+            match parser.next_entry() {
+                Ok(Entry::Series(s)) => return Some(s.name.to_owned()),
+                Ok(Entry::EndOfFile) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    #[test]
+    fn parser_dispatches_on_format() {
+        let text = b"# TYPE a gauge\na 1\n";
+        let om = b"# TYPE a gauge\na 1\n# EOF\n";
+        let ct = |s| Format::from_content_type(Some(s), None).expect("known type");
+        let mut p = Parser::new(ct("text/plain; version=0.0.4"), text);
+        assert_eq!(first_series_name(&mut p).as_deref(), Some("a"));
+        let mut p = Parser::new(ct("application/openmetrics-text; version=1.0.0"), om);
+        assert_eq!(first_series_name(&mut p).as_deref(), Some("a"));
+        // The text body lacks `# EOF`: not OpenMetrics.
+        let mut p = Parser::new(Format::OpenMetrics, text);
+        assert!(matches!(p.next_entry(), Ok(Entry::Type { .. })));
+        assert!(matches!(p.next_entry(), Ok(Entry::Series(_))));
+        assert!(p.next_entry().is_err());
+        let options = OpenMetricsOptions::prometheus_compatible();
+        let mut p = Parser::with_openmetrics_options(Format::OpenMetrics, om, options);
+        assert_eq!(first_series_name(&mut p).as_deref(), Some("a"));
+        let mut p = Parser::new(Format::Protobuf, b"");
+        assert!(matches!(p.next_entry(), Ok(Entry::EndOfFile)));
+    }
+
+    #[test]
+    fn label_pairs_accessors() {
+        let mut p = TextParser::new(b"a{x=\"1\",y=\"2\"} 1\n");
+        let Ok(Entry::Series(s)) = p.next_entry() else {
+            panic!("series expected")
+        };
+        assert_eq!(s.labels.len(), 2);
+        assert!(!s.labels.is_empty());
+        assert_eq!(s.labels.get("y"), Some("2"));
+        assert_eq!(s.labels.get("z"), None);
+        assert_eq!(s.labels.iter().len(), 2);
+        assert_eq!(format!("{:?}", s.labels), r#"{"x": "1", "y": "2"}"#);
+        assert!(LabelPairs::empty().is_empty());
+    }
+}
