@@ -252,7 +252,6 @@ impl RepairReport {
 }
 
 /// The write-ahead log writer. See the [module documentation](self).
-#[derive(Debug)]
 pub struct Wal {
     dir: PathBuf,
     options: WalOptions,
@@ -274,6 +273,20 @@ pub struct Wal {
     unsynced: bool,
     last_sync: Instant,
     poisoned: bool,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("options", &self.options)
+            .field("segment_index", &self.segment_index)
+            .field("done_pages", &self.done_pages)
+            .field("page_alloc", &self.page_alloc)
+            .field("unsynced", &self.unsynced)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Wal {

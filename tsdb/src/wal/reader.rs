@@ -190,7 +190,6 @@ impl Reader {
     /// # Errors
     /// [`WalError::Corruption`] at the first damage, [`WalError::Io`] when a
     /// file cannot be read, [`WalError::UnsupportedCompression`] for zstd.
-    #[allow(clippy::should_implement_trait)] // Lending: the record borrows the reader.
     pub fn next_record(&mut self) -> Result<Option<&[u8]>, WalError> {
         loop {
             let Some(segment) = self.segments.get(self.current) else {
