@@ -249,7 +249,66 @@ fn decode_error(error: &serde_saphyr::Error, origin: &Path, map: &SourceMap) -> 
     let message = serde_saphyr::UserMessageFormatter
         .format_message(error.without_snippet())
         .into_owned();
+    let message = suggest_field(&message).unwrap_or(message);
     let about_container = message.starts_with("missing field");
     let field = map.path_at(position, about_container);
     ConfigError::Syntax(Box::new(Located::new(origin, position, field, message)))
+}
+
+/// Rewrites "unknown field `scrape_intervall`, expected one of <90 names>" into
+/// "unknown field `scrape_intervall`, did you mean `scrape_interval`?" when one expected
+/// name is within a small edit distance, which is the usual case (a typo). Otherwise the
+/// message, with its full list, is left alone.
+fn suggest_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest.strip_prefix(", expected one of ")?;
+    let (distance, closest) = expected
+        .split(", ")
+        .map(|candidate| candidate.trim_matches('`'))
+        .map(|candidate| (edit_distance(field, candidate), candidate))
+        .min()?;
+    let tolerance = (field.chars().count() / 4).clamp(1, 3);
+    (distance <= tolerance).then(|| format!("unknown field `{field}`, did you mean `{closest}`?"))
+}
+
+/// Levenshtein distance between two short strings, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("scrape_interval", "scrape_interval"), 0);
+        assert_eq!(edit_distance("scrape_intervall", "scrape_interval"), 1);
+        assert_eq!(edit_distance("scrape_inetrval", "scrape_interval"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("é", "e"), 1);
+    }
+
+    #[test]
+    fn suggests_the_closest_field_for_typos_only() {
+        let message = "unknown field `scrape_intervall`, expected one of job_name, scrape_interval, scrape_timeout";
+        assert_eq!(
+            suggest_field(message).as_deref(),
+            Some("unknown field `scrape_intervall`, did you mean `scrape_interval`?")
+        );
+        let far = "unknown field `target`, expected one of source_labels, target_label, regex";
+        assert_eq!(suggest_field(far), None);
+        assert_eq!(suggest_field("invalid u64"), None);
+    }
 }
