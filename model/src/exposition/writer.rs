@@ -257,13 +257,17 @@ fn push_escaped(out: &mut String, s: &str, quote: bool) {
 fn push_millis_as_seconds(out: &mut String, ms: i64) {
     let sign = if ms < 0 { "-" } else { "" };
     let abs = ms.unsigned_abs();
-    let (secs, frac) = (abs / 1000, abs % 1000);
+    let (secs, mut frac) = (abs / 1000, abs % 1000);
     if frac == 0 {
         let _ = write!(out, "{sign}{secs}");
-    } else {
-        let digits = format!("{frac:03}");
-        let _ = write!(out, "{sign}{secs}.{}", digits.trim_end_matches('0'));
+        return;
     }
+    let mut width = 3;
+    while frac % 10 == 0 {
+        frac /= 10;
+        width -= 1;
+    }
+    let _ = write!(out, "{sign}{secs}.{frac:0width$}");
 }
 
 /// Go's `strconv.FormatFloat(f, 'g', -1, 64)`, with `+Inf`, `-Inf`, `NaN`.
@@ -281,17 +285,31 @@ pub(crate) fn push_go_float(out: &mut String, f: f64) {
         return;
     }
     // Rust's `{:e}` gives the shortest round-tripping digits, like Go's
-    // shortest mode; only the layout differs.
-    let mut sci = String::with_capacity(32);
-    let _ = write!(sci, "{f:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    // shortest mode; only the layout differs. It is written to `out`,
+    // copied to the stack (at most 24 bytes, e.g. `-2.2250738585072014e-308`)
+    // and replaced, so nothing is allocated.
+    let start = out.len();
+    let _ = write!(out, "{f:e}");
+    let mut sci_buf = [0u8; 32];
+    let sci_len = (out.len() - start).min(sci_buf.len());
+    sci_buf[..sci_len].copy_from_slice(&out.as_bytes()[start..start + sci_len]);
+    out.truncate(start);
+    let sci = std::str::from_utf8(&sci_buf[..sci_len]).unwrap_or("0e0");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let (negative, mantissa) = match mantissa.strip_prefix('-') {
         Some(m) => (true, m),
         None => (false, mantissa),
     };
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let digits = digits.as_str();
+    let mut digit_buf = [0u8; 24];
+    let mut digit_len = 0;
+    for b in mantissa.bytes().filter(u8::is_ascii_digit) {
+        if digit_len < digit_buf.len() {
+            digit_buf[digit_len] = b;
+            digit_len += 1;
+        }
+    }
+    let digits = std::str::from_utf8(&digit_buf[..digit_len]).unwrap_or("0");
     if negative {
         out.push('-');
     }
@@ -372,6 +390,9 @@ mod tests {
             (f64::NEG_INFINITY, "-Inf"),
             (f64::NAN, "NaN"),
             (0.0, "0"),
+            (-2.2250738585072014e-308, "-2.2250738585072014e-308"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
         ] {
             assert_eq!(go(f), want, "{f:?}");
         }
@@ -543,6 +564,21 @@ mod tests {
             }
         });
         assert_eq!(got, families, "\n{text}");
+    }
+
+    #[test]
+    fn millisecond_timestamps_as_exact_seconds() {
+        for (ms, want) in [
+            (0, "0"),
+            (1500, "1.5"),
+            (-1250, "-1.25"),
+            (-5, "-0.005"),
+            (1010, "1.01"),
+        ] {
+            let mut s = String::new();
+            push_millis_as_seconds(&mut s, ms);
+            assert_eq!(s, want, "{ms}");
+        }
     }
 
     #[test]
