@@ -474,6 +474,20 @@ fn progress_is_reported_per_segment() {
 }
 
 #[test]
+fn interval_policy_waits_for_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WalOptions {
+        sync: SyncPolicy::Interval(Duration::from_secs(3600)),
+        ..small(true)
+    };
+    let mut wal = Wal::open(dir.path(), options).unwrap();
+    wal.log(&[Record::Samples(&samples(0, 10))]).unwrap();
+    assert!(wal.unsynced, "an hour has not passed");
+    wal.sync().unwrap();
+    assert!(!wal.unsynced);
+}
+
+#[test]
 fn sync_policies_sync() {
     for policy in [
         SyncPolicy::Always,
@@ -572,6 +586,30 @@ mod damage {
                 let report = report.expect("dropping records must be reported");
                 prop_assert!(report.corruption.offset <= at as u64);
             }
+        }
+
+        /// Records of any size round-trip, whatever page and segment edges
+        /// they happen to meet.
+        #[test]
+        fn any_record_sizes_round_trip(
+            lengths in proptest::collection::vec(0usize..3_000, 1..40),
+            pages_per_segment in 1u64..4,
+            compress in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let options = WalOptions {
+                segment_size: pages_per_segment * PAGE_SIZE as u64,
+                ..small(compress)
+            };
+            let mut wal = Wal::open(dir.path(), options).unwrap();
+            let written: Vec<_> = lengths.iter().enumerate().map(|(i, &n)| samples(i as u64, n)).collect();
+            // Alternate single-record and two-record batches.
+            for pair in written.chunks(2) {
+                let records: Vec<_> = pair.iter().map(|b| Record::Samples(b)).collect();
+                wal.log(&records).unwrap();
+            }
+            wal.close().unwrap();
+            prop_assert_eq!(replay(dir.path()).unwrap(), written);
         }
 
         /// Arbitrary bytes as the last segment never panic: open repairs
