@@ -509,18 +509,34 @@ pub struct RawPluginSdConfig {
 pub struct RawRelabelConfig {
     /// `source_labels`.
     pub source_labels: Option<Vec<String>>,
-    /// `separator` (default `;`).
-    pub separator: Option<String>,
+    /// `separator` (default `;`); `Some(None)` is an explicit null, meaning `""`.
+    #[serde(default, deserialize_with = "present")]
+    pub separator: Option<Option<String>>,
     /// `target_label`.
     pub target_label: Option<String>,
-    /// `regex` (default `(.*)`).
-    pub regex: Option<String>,
+    /// `regex` (default `(.*)`); `Some(None)` is an explicit null, meaning the empty regex.
+    #[serde(default, deserialize_with = "present")]
+    pub regex: Option<Option<String>>,
     /// `modulus`.
     pub modulus: Option<u64>,
-    /// `replacement` (default `$1`).
-    pub replacement: Option<String>,
+    /// `replacement` (default `$1`); `Some(None)` is an explicit null, meaning `""`.
+    #[serde(default, deserialize_with = "present")]
+    pub replacement: Option<Option<String>>,
     /// `action` (default `replace`).
     pub action: Option<String>,
+}
+
+/// Distinguishes a field written as null (`Some(None)`) from an absent one (`None`).
+///
+/// Prometheus's YAML decoder sets a field written as `regex:` (null) to its zero value,
+/// the empty string, where an absent field keeps its default (`(.*)` for `regex`). The
+/// difference changes what a relabel rule matches, so it is preserved here.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `alerting`.

@@ -186,6 +186,16 @@ fn rule_error(field: Option<&'static str>, message: impl Into<String>) -> RuleEr
     }
 }
 
+/// The value of a relabel string field: `default` when absent, `""` when written as
+/// null (Prometheus's zero value), the text otherwise.
+fn explicit_or<'a>(field: &'a Option<Option<String>>, default: &'a str) -> &'a str {
+    match field {
+        None => default,
+        Some(None) => "",
+        Some(Some(text)) => text,
+    }
+}
+
 /// A one-line description of why `original` does not compile.
 ///
 /// `regex` renders parse errors over several lines, quoting the pattern it compiled,
@@ -251,7 +261,7 @@ impl RelabelConfig {
                 ));
             }
         }
-        let regex_text = raw.regex.as_deref().unwrap_or(DEFAULT_REGEX);
+        let regex_text = explicit_or(&raw.regex, DEFAULT_REGEX);
         let regex = RelabelRegex::new(regex_text).map_err(|error| {
             rule_error(
                 Some("regex"),
@@ -263,17 +273,11 @@ impl RelabelConfig {
         })?;
         let config = Self {
             source_labels,
-            separator: raw
-                .separator
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SEPARATOR.to_owned()),
+            separator: explicit_or(&raw.separator, DEFAULT_SEPARATOR).to_owned(),
             target_label: raw.target_label.clone().unwrap_or_default(),
             regex,
             modulus: raw.modulus.unwrap_or(0),
-            replacement: raw
-                .replacement
-                .clone()
-                .unwrap_or_else(|| DEFAULT_REPLACEMENT.to_owned()),
+            replacement: explicit_or(&raw.replacement, DEFAULT_REPLACEMENT).to_owned(),
             action,
         };
         config.check(raw, scheme)?;
@@ -392,11 +396,11 @@ mod tests {
                 "source_labels" => {
                     raw.source_labels = Some(value.split(',').map(str::to_owned).collect())
                 }
-                "separator" => raw.separator = Some(value),
+                "separator" => raw.separator = Some(Some(value)),
                 "target_label" => raw.target_label = Some(value),
-                "regex" => raw.regex = Some(value),
+                "regex" => raw.regex = Some(Some(value)),
                 "modulus" => raw.modulus = value.parse().ok(),
-                "replacement" => raw.replacement = Some(value),
+                "replacement" => raw.replacement = Some(Some(value)),
                 "action" => raw.action = Some(value),
                 other => panic!("unknown key {other}"),
             }

@@ -930,3 +930,16 @@ fn truncated_configs_fail_cleanly() {
     }
     assert!(errors > 0);
 }
+
+#[test]
+fn null_relabel_fields_mean_empty_not_default() {
+    let yaml = "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - regex:\n        separator:\n        replacement: static\n        target_label: abc\n      - target_label: abc\n";
+    let config = parse_str(yaml).expect("valid");
+    let rules = &config.scrape_configs[0].relabel_configs;
+    assert_eq!(rules[0].regex.as_str(), "");
+    assert!(rules[0].regex.is_match("") && !rules[0].regex.is_match("x"));
+    assert_eq!(rules[0].separator, "");
+    assert_eq!(rules[1].regex.as_str(), "(.*)");
+    assert_eq!(rules[1].separator, ";");
+    assert_eq!(rules[1].replacement, "$1");
+}
