@@ -509,6 +509,7 @@ impl Wal {
         self.segment = create_segment(&self.dir, next)?;
         self.segment_index = next;
         self.done_pages = 0;
+        tracing::debug!(dir = %self.dir.display(), segment = next, "WAL segment cut");
         Ok(())
     }
 

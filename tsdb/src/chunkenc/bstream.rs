@@ -31,6 +31,10 @@ impl BitWriter {
         &self.buf
     }
 
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.buf
     }

@@ -411,6 +411,12 @@ impl XorChunk {
         self.writer.bytes()
     }
 
+    /// The encoded chunk, consumed (to move it into a memory-mapped file or
+    /// a block without copying).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.writer.into_bytes()
+    }
+
     /// Number of samples in the chunk.
     pub fn num_samples(&self) -> u16 {
         self.num_samples

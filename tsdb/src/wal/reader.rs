@@ -31,6 +31,40 @@ pub struct Progress {
     pub in_checkpoint: bool,
 }
 
+impl Progress {
+    /// Share of the bytes read, from 0.0 to 1.0 (1.0 for an empty WAL).
+    pub fn fraction(&self) -> f64 {
+        if self.bytes_total == 0 {
+            1.0
+        } else {
+            self.bytes_done as f64 / self.bytes_total as f64
+        }
+    }
+}
+
+/// A line for the replay log, e.g. `segment 12: 3/40 segments, 96 MiB of
+/// 1260 MiB (7.6%)`.
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const MIB: u64 = 1024 * 1024;
+        write!(
+            f,
+            "{}segment {}: {}/{} segments, {} MiB of {} MiB ({:.1}%)",
+            if self.in_checkpoint {
+                "checkpoint "
+            } else {
+                ""
+            },
+            self.segment,
+            self.segments_done,
+            self.segments_total,
+            self.bytes_done / MIB,
+            self.bytes_total.div_ceil(MIB),
+            self.fraction() * 100.0
+        )
+    }
+}
+
 /// One segment file to read.
 #[derive(Debug, Clone)]
 pub(crate) struct SegmentFile {

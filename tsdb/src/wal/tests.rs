@@ -471,6 +471,13 @@ fn progress_is_reported_per_segment() {
     assert_eq!(last.segments_total, total);
     assert_eq!(last.bytes_done, last.bytes_total);
     assert!(seen.windows(2).all(|w| w[0].bytes_done <= w[1].bytes_done));
+    assert_eq!(last.fraction(), 1.0);
+    let line = last.to_string();
+    assert!(
+        line.contains(&format!("{total}/{total} segments")),
+        "{line}"
+    );
+    assert!(line.ends_with("(100.0%)"), "{line}");
 }
 
 #[test]

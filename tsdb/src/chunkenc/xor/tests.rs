@@ -104,6 +104,7 @@ fn empty_chunk_is_a_bare_header() {
     assert_eq!(chunk.bytes(), &[0, 0]);
     assert_eq!(decode(chunk.bytes()).unwrap(), vec![]);
     assert_eq!(chunk.min_time(), None);
+    assert_eq!(XorChunk::new().into_bytes(), vec![0, 0]);
     let reloaded = XorChunk::from_bytes(vec![0, 0]).unwrap();
     assert_eq!(reloaded.num_samples(), 0);
 }
