@@ -61,11 +61,14 @@ pub use mem::{MemStorage, MemStorageOptions};
 /// An opaque reference to a series, issued by an [`Appender`] so that
 /// later appends can skip looking the series up by its labels.
 ///
-/// A ref is meaningful only to the storage that issued it, and may become
-/// stale (for example after the TSDB garbage-collects an inactive series
-/// at head compaction). Passing a stale or foreign ref is not an error:
-/// the storage falls back to the labels passed alongside it, which must
-/// therefore always be the series' labels.
+/// A ref is meaningful only to the storage that issued it: never pass it
+/// to another (a fan-out storage must keep a ref per underlying storage).
+/// It may become stale, for example after the TSDB garbage-collects an
+/// inactive series at head compaction; implementations must never reissue
+/// a ref for a different series, so a stale ref is recognised as unknown
+/// and the storage falls back to the labels passed alongside it. Those
+/// labels must therefore always be the series' labels. A storage may
+/// trust a known ref without comparing the labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesRef(u64);
 
@@ -496,7 +499,24 @@ pub struct SelectHints {
 /// It is an [`Iterator`] of `Result`s: an error ends the stream (the next
 /// call returns `None`). Series borrow from the querier for `'q`.
 /// [`SeriesSet::annotations`] is complete once the iterator has returned
-/// `None`.
+/// `None`, so iterate with `while let` (or `by_ref`) to read them after:
+///
+/// ```
+/// use ember_model::storage::{MemStorage, Queryable, collect_samples};
+///
+/// let storage = MemStorage::new();
+/// let querier = storage.querier(0, 1_000)?;
+/// let mut set = querier.select(false, None, &[])?;
+/// while let Some(series) = set.next() {
+///     let series = series?;
+///     let samples = collect_samples(series.samples().as_mut())?;
+///     println!("{}: {} samples", series.labels(), samples.len());
+/// }
+/// for warning in set.annotations().warnings() {
+///     eprintln!("warning: {warning}");
+/// }
+/// # Ok::<(), ember_model::storage::StorageError>(())
+/// ```
 pub trait SeriesSet<'q>:
     Iterator<Item = Result<Box<dyn Series + 'q>, StorageError>> + Send
 {
