@@ -261,9 +261,9 @@ impl Evaluator<'_, '_> {
                     pair.sort();
                     return Err(QueryError::Execution(format!(
                         "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                        matching.match_labels(&s.labels),
-                        pair[0],
-                        pair[1]
+                        prometheus_string(&matching.match_labels(&s.labels)),
+                        prometheus_string(pair[0]),
+                        prometheus_string(pair[1])
                     )));
                 }
                 one_by_sig.insert(one_sigs[i], (i, v));
@@ -372,4 +372,20 @@ fn result_labels(many: &Labels, one: &Labels, matching: &Matching<'_>) -> Labels
         }
     }
     builder.labels()
+}
+
+/// Labels as Go's `labels.Labels.String()` writes them in error messages:
+/// `{__name__="up", job="a"}`, the name as an ordinary label.
+pub(super) fn prometheus_string(labels: &Labels) -> String {
+    let mut out = String::from("{");
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&format!("{value:?}"));
+    }
+    out.push('}');
+    out
 }

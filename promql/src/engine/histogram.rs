@@ -255,7 +255,7 @@ impl Evaluator<'_, '_> {
                     Some(label) => {
                         let mut builder = LabelsBuilder::new(g.clone());
                         let q = params[o].first().copied().unwrap_or(f64::NAN);
-                        builder.set(label, &format_float(q));
+                        builder.set(label, &quantile_label_value(q));
                         builder.labels()
                     }
                     None => g.clone(),
@@ -336,4 +336,15 @@ pub(super) fn parse_go_float(s: &str) -> Option<f64> {
         return None;
     }
     s.parse::<f64>().ok()
+}
+
+/// How `histogram_quantiles` spells a quantile in its label: the shortest
+/// decimal, with `.0` on whole numbers (`0.0`, `0.25`, `1.0`).
+fn quantile_label_value(q: f64) -> String {
+    let text = format_float(q);
+    if q.is_finite() && !text.contains('.') {
+        format!("{text}.0")
+    } else {
+        text
+    }
 }
