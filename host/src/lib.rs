@@ -24,6 +24,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod discovery;
 pub mod http_client;
 pub mod logging;
 pub mod relabel;
