@@ -34,6 +34,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use ember_model::labels::{Labels, METRIC_NAME};
+use ember_model::matcher::{MatchOp, Matcher};
 use ember_model::sample::stale_nan;
 use ember_model::storage::{Appendable, MemStorage};
 
@@ -152,7 +153,7 @@ pub fn run_str(name: &str, text: &str) -> Result<FileReport, TestError> {
         message,
     };
     let mut storage = MemStorage::new();
-    let mut native: HashSet<String> = HashSet::new();
+    let mut native = NativeSeries::default();
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim();
@@ -176,7 +177,7 @@ pub fn run_str(name: &str, text: &str) -> Result<FileReport, TestError> {
             "eval" | "eval_fail" | "eval_warn" | "eval_info" | "eval_ordered" => {
                 let command = parse_eval(word, rest, &lines[i + 1..block_end], i + 1)
                     .map_err(|m| error(i, m))?;
-                if command.uses_native_histograms || mentions(&command.expr, &native) {
+                if command.uses_native_histograms || native.selected_by(&command.expr) {
                     report
                         .skipped
                         .push((command.line, "needs native histograms".to_owned()));
@@ -210,14 +211,113 @@ fn block_end(lines: &[&str], from: usize) -> usize {
     end
 }
 
-/// Whether `expr` names one of `metrics`.
-fn mentions(expr: &str, metrics: &HashSet<String>) -> bool {
-    if metrics.is_empty() {
-        return false;
+/// Native histogram series of the current storage that were not loaded.
+#[derive(Debug, Default)]
+struct NativeSeries {
+    /// Label sets of series written in `{{...}}` notation.
+    series: Vec<Labels>,
+    /// Metric names of the histograms `load_with_nhcb` derives.
+    names: HashSet<String>,
+}
+
+impl NativeSeries {
+    fn clear(&mut self) {
+        self.series.clear();
+        self.names.clear();
     }
-    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .any(|word| metrics.contains(word))
-        || metrics.iter().any(|m| expr.contains(&format!("\"{m}")))
+
+    /// Whether a selector of `expr` would select one of the series.
+    fn selected_by(&self, expr: &str) -> bool {
+        if self.series.is_empty() && self.names.is_empty() {
+            return false;
+        }
+        let Ok(query) = parser::parse_query(expr) else {
+            return false;
+        };
+        let mut selected = false;
+        visit_selectors(&query.expr, &mut |vs| {
+            let matchers = selector_matchers(vs);
+            let matches = |labels: &Labels| matchers.iter().all(|m| m.matches_labels(labels));
+            if self.series.iter().any(matches) {
+                selected = true;
+            }
+            for name in &self.names {
+                if let Ok(labels) = Labels::new([(METRIC_NAME, name.as_str())])
+                    && matchers
+                        .iter()
+                        .filter(|m| m.name() == METRIC_NAME)
+                        .all(|m| m.matches_labels(&labels))
+                {
+                    selected = true;
+                }
+            }
+        });
+        selected
+    }
+}
+
+fn visit_calls(expr: &Expr, f: &mut dyn FnMut(&str)) {
+    match expr {
+        Expr::Call(call) => {
+            f(call.func.name);
+            call.args.args.iter().for_each(|a| visit_calls(a, f));
+        }
+        Expr::Aggregate(agg) => {
+            if let Some(param) = &agg.param {
+                visit_calls(param, f);
+            }
+            visit_calls(&agg.expr, f);
+        }
+        Expr::Binary(b) => {
+            visit_calls(&b.lhs, f);
+            visit_calls(&b.rhs, f);
+        }
+        Expr::Unary(u) => visit_calls(&u.expr, f),
+        Expr::Paren(p) => visit_calls(&p.expr, f),
+        Expr::Subquery(s) => visit_calls(&s.expr, f),
+        _ => {}
+    }
+}
+
+fn visit_selectors(expr: &Expr, f: &mut dyn FnMut(&parser::VectorSelector)) {
+    match expr {
+        Expr::VectorSelector(vs) => f(vs),
+        Expr::MatrixSelector(ms) => f(&ms.vs),
+        Expr::Aggregate(agg) => {
+            if let Some(param) = &agg.param {
+                visit_selectors(param, f);
+            }
+            visit_selectors(&agg.expr, f);
+        }
+        Expr::Call(call) => call.args.args.iter().for_each(|a| visit_selectors(a, f)),
+        Expr::Binary(b) => {
+            visit_selectors(&b.lhs, f);
+            visit_selectors(&b.rhs, f);
+        }
+        Expr::Unary(u) => visit_selectors(&u.expr, f),
+        Expr::Paren(p) => visit_selectors(&p.expr, f),
+        Expr::Subquery(s) => visit_selectors(&s.expr, f),
+        _ => {}
+    }
+}
+
+fn selector_matchers(vs: &parser::VectorSelector) -> Vec<Matcher> {
+    let mut matchers = Vec::new();
+    if let Some(name) = &vs.name {
+        matchers.push(Matcher::equal(METRIC_NAME, name.clone()));
+    }
+    for m in &vs.matchers.matchers {
+        let op = match m.op {
+            parser::AstMatchOp::Equal => MatchOp::Equal,
+            parser::AstMatchOp::NotEqual => MatchOp::NotEqual,
+            parser::AstMatchOp::Re(_) => MatchOp::Regex,
+            parser::AstMatchOp::NotRe(_) => MatchOp::NotRegex,
+        };
+        if let Ok(matcher) = Matcher::new(op, m.name.clone(), m.value.clone()) {
+            matchers.push(matcher);
+        }
+    }
+    matchers
 }
 
 /// Parses a duration as Prometheus's `model.ParseDuration`, also accepting
@@ -337,9 +437,6 @@ fn parse_number(text: &str) -> Option<f64> {
         "stale" => return Some(stale_nan()),
         _ => {}
     }
-    if let Some(hex) = text.strip_prefix("0x") {
-        return i64::from_str_radix(hex, 16).ok().map(|v| v as f64);
-    }
     text.parse().ok()
 }
 
@@ -393,7 +490,7 @@ fn load(
     lines: &[&str],
     interval: i64,
     with_nhcb: bool,
-    native: &mut HashSet<String>,
+    native: &mut NativeSeries,
 ) -> Result<(), String> {
     let mut app = storage.appender();
     let mut series: std::collections::BTreeMap<Labels, std::collections::BTreeMap<i64, f64>> =
@@ -406,14 +503,14 @@ fn load(
         let (labels, values) = parse_series(line)?;
         let name = labels.metric_name().unwrap_or("").to_owned();
         if values.contains("{{") {
-            native.insert(name);
+            native.series.push(labels);
             continue;
         }
         if with_nhcb {
             // The native histogram upstream derives from the classic one.
             for suffix in ["_bucket", "_count", "_sum"] {
-                if let Some(base) = name.strip_suffix(suffix) {
-                    native.insert(base.to_owned());
+                if name.ends_with(suffix) {
+                    native.names.insert(name[..name.len() - suffix.len()].to_owned());
                 }
             }
         }
@@ -663,6 +760,15 @@ fn check_range_mode(
         return Ok(());
     }
     if !matches!(query.expr.value_type(), parser::ValueType::Vector | parser::ValueType::Scalar) {
+        return Ok(());
+    }
+    // `start()`, `end()`, `step()` and `range()` describe the query itself,
+    // so the range-mode twin of an instant query legitimately differs.
+    let mut describes_query = false;
+    visit_calls(&query.expr, &mut |name| {
+        describes_query |= matches!(name, "start" | "end" | "step" | "range");
+    });
+    if describes_query {
         return Ok(());
     }
     let result = engine

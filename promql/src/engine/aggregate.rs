@@ -223,10 +223,17 @@ impl Evaluator<'_, '_> {
                             members[series_group[i]].push((i, v));
                         }
                     }
+                    // The parameter is checked at every step, with or
+                    // without input, as Prometheus does.
+                    let param = params.get(step).copied().unwrap_or(f64::NAN);
+                    if param.is_nan() {
+                        return Err(QueryError::Execution(
+                            if op == T_LIMIT_RATIO { "Ratio value is NaN" } else { "Parameter value is NaN" }.into(),
+                        ));
+                    }
                     if members.iter().all(Vec::is_empty) {
                         continue;
                     }
-                    let param = params.get(step).copied().unwrap_or(f64::NAN);
                     let mut chosen: Vec<(usize, f64)> = Vec::new();
                     if op == T_LIMIT_RATIO {
                         if param.is_nan() {
@@ -354,7 +361,8 @@ fn accumulate(op: u16, acc: &mut Acc, v: f64) {
             incremental: false,
         };
         if matches!(op, T_STDDEV | T_STDVAR) {
-            acc.value = 0.0;
+            // A lone NaN or infinity has no defined spread.
+            acc.value = if v.is_finite() { 0.0 } else { f64::NAN };
         }
         return;
     }

@@ -279,6 +279,13 @@ impl Evaluator<'_, '_> {
                 let Some(&(j, w)) = one_by_sig.get(&sig) else {
                     continue;
                 };
+                // Duplicate matches are an error even when the comparison
+                // would filter the sample out, as in Prometheus.
+                if one_to_one && !matched.entry(sig).or_default().insert(0) {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                    ));
+                }
                 let (l, r) = if one_to_many { (w, v) } else { (v, w) };
                 let (value, keep) = apply(op, l, r);
                 let value = if return_bool {
@@ -305,15 +312,7 @@ impl Evaluator<'_, '_> {
                         o
                     }
                 };
-                let inserted = matched.entry(sig).or_default();
-                if one_to_one {
-                    if !inserted.is_empty() {
-                        return Err(QueryError::Execution(
-                            "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
-                        ));
-                    }
-                    inserted.insert(0);
-                } else if !inserted.insert(out_i as u64) {
+                if !one_to_one && !matched.entry(sig).or_default().insert(out_i as u64) {
                     return Err(QueryError::Execution(
                         "multiple matches for labels: grouping labels must ensure unique matches".into(),
                     ));

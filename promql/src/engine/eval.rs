@@ -77,6 +77,8 @@ pub(super) struct Ctx<'q> {
     /// The outermost query's start and end (for `@ start()`/`@ end()`).
     pub query_start: i64,
     pub query_end: i64,
+    /// The outermost query's step (0 for instant queries).
+    pub query_step: i64,
     checks: Cell<u32>,
 }
 
@@ -220,6 +222,7 @@ pub(super) fn evaluate(
         peak_samples: Cell::new(0),
         query_start: range.start,
         query_end: range.end,
+        query_step: if instant { 0 } else { range.step },
         checks: Cell::new(0),
     };
     let evaluator = Evaluator {

@@ -29,7 +29,8 @@ const SUPPORTED: &[&str] = &[
     "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_desc", "sort_by_label",
     "sort_by_label_desc", "sqrt", "stddev_over_time", "stdvar_over_time", "sum_over_time",
     "tan", "tanh", "time", "timestamp", "vector", "year", "ts_of_max_over_time",
-    "ts_of_min_over_time", "ts_of_last_over_time", "ts_of_first_over_time",
+    "ts_of_min_over_time", "ts_of_last_over_time", "ts_of_first_over_time", "start", "end",
+    "step", "range", "min_of", "max_of",
 ];
 
 /// Whether the engine implements function `name`.
@@ -183,9 +184,11 @@ fn instant_value(samples: &[Point], is_rate: bool) -> Option<f64> {
 }
 
 fn avg(samples: &[Point]) -> f64 {
-    let (mut sum, mut mean, mut c) = (0.0, 0.0, 0.0);
+    // The sum starts at the first sample, so that a lone infinity is its
+    // own mean.
+    let (mut sum, mut mean, mut c) = (samples[0].v, 0.0, 0.0);
     let mut incremental = false;
-    for (i, s) in samples.iter().enumerate() {
+    for (i, s) in samples.iter().enumerate().skip(1) {
         let count = (i + 1) as f64;
         if !incremental {
             let (new_sum, new_c) = kahan_add(s.v, sum, c);
@@ -372,6 +375,28 @@ impl Evaluator<'_, '_> {
         let steps = self.steps();
         match name {
             "time" => Ok(Val::Scalar((0..steps).map(|i| self.time(i) as f64 / 1000.0).collect())),
+            // The query's own geometry: the outermost query's start and end,
+            // its step and its length (0 for instant queries).
+            "start" => Ok(Val::Scalar(vec![self.ctx.query_start as f64 / 1000.0; steps])),
+            "end" => Ok(Val::Scalar(vec![self.ctx.query_end as f64 / 1000.0; steps])),
+            "step" => Ok(Val::Scalar(vec![self.ctx.query_step as f64 / 1000.0; steps])),
+            "range" => Ok(Val::Scalar(vec![(self.ctx.query_end - self.ctx.query_start) as f64 / 1000.0; steps])),
+            "min_of" | "max_of" => {
+                let mut values = self.eval_scalar(arg(0)?)?;
+                for e in &args[1..] {
+                    let other = self.eval_scalar(e)?;
+                    for (v, o) in values.iter_mut().zip(other) {
+                        *v = if v.is_nan() || o.is_nan() {
+                            f64::NAN
+                        } else if name == "min_of" {
+                            v.min(o)
+                        } else {
+                            v.max(o)
+                        };
+                    }
+                }
+                Ok(Val::Scalar(values))
+            }
             "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; steps])),
             "vector" => {
                 let values = self.eval_scalar(arg(0)?)?;
@@ -495,7 +520,7 @@ impl Evaluator<'_, '_> {
                 if steps > 1 || self.start != self.end {
                     self.ctx.annotate(
                         Severity::Warning,
-                        format!("{name} is ineffective for range queries since results are always ordered by labels"),
+                        "sort is ineffective for range queries since results are always ordered by labels".to_owned(),
                         call_position,
                     );
                 }
@@ -739,6 +764,9 @@ impl Evaluator<'_, '_> {
                 Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |_, samples, _, _| {
                     if samples.is_empty() {
                         return None;
+                    }
+                    if samples.iter().any(|s| s.v.is_nan()) {
+                        return Some(f64::NAN);
                     }
                     buffer.clear();
                     buffer.extend(samples.iter().map(|s| s.v));

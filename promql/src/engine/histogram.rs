@@ -129,9 +129,25 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &[Bucket]) -> f64 {
     let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
     let (mut lower_set, mut upper_set) = (false, false);
     for (i, b) in buckets.iter().enumerate() {
-        let lower_bound = if i > 0 { buckets[i - 1].upper_bound } else { f64::NEG_INFINITY };
+        // The first bucket starts at 0 when its upper bound is positive
+        // (observations are assumed non-negative then), at -Inf otherwise.
+        let lower_bound = match i {
+            0 if b.upper_bound > 0.0 => 0.0,
+            0 => f64::NEG_INFINITY,
+            _ => buckets[i - 1].upper_bound,
+        };
         let upper_bound = b.upper_bound;
-        let interpolate = |v: f64| rank + (b.count - rank) * (v - lower_bound) / (upper_bound - lower_bound);
+        // No interpolation inside a bucket of infinite width: its
+        // observations are taken to sit at its finite end.
+        let interpolate = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                b.count
+            } else if upper_bound == f64::INFINITY {
+                rank
+            } else {
+                rank + (b.count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
         if !lower_set && lower_bound >= lower {
             lower_rank = rank;
             lower_set = true;
