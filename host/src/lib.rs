@@ -29,6 +29,7 @@ pub mod http_client;
 pub mod logging;
 pub mod relabel;
 pub mod reload;
+pub mod scrape;
 pub mod self_metrics;
 pub mod server;
 pub mod storage_dir;

@@ -28,8 +28,16 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
+use std::collections::HashMap;
+
+use ember_config::Config;
+use ember_model::storage::Storage;
+use ember_model::storage::mem::MemStorage;
+
 use crate::cli::ServerFlags;
+use crate::discovery::{DiscovererMetrics, DiscoveryManager, ManagerOptions};
 use crate::reload::{ConfigManager, ConfigSource};
+use crate::scrape::ScrapeManager;
 use crate::self_metrics::SelfMetrics;
 use crate::storage_dir::StorageDir;
 use crate::version::BUILD_INFO;
@@ -47,8 +55,8 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         "Starting Ember"
     );
 
-    let storage = StorageDir::open(&flags.storage_path)?;
-    tracing::info!(path = %storage.path().display(), "Data directory opened and locked");
+    let storage_dir = StorageDir::open(&flags.storage_path)?;
+    tracing::info!(path = %storage_dir.path().display(), "Data directory opened and locked");
 
     let metrics = SelfMetrics::new(&BUILD_INFO).context("registering the server's own metrics")?;
     let source = ConfigSource::from_flag(flags.config_file.as_deref());
@@ -63,6 +71,23 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
     );
     tracing::info!(source = %source, "Completed loading of configuration file");
 
+    // Until the TSDB's head lands, samples live in the in-memory reference
+    // storage: complete and queryable, but neither durable nor bounded.
+    let storage: Arc<dyn Storage> = Arc::new(MemStorage::new());
+    tracing::warn!("Storage is in memory only in this build: samples are lost at shutdown");
+
+    let registry = metrics.registry();
+    let sd_metrics =
+        DiscovererMetrics::register(registry).context("registering discovery metrics")?;
+    let discovery = Arc::new(
+        DiscoveryManager::new("scrape", registry, sd_metrics, ManagerOptions::default())
+            .context("starting service discovery")?,
+    );
+    let scrape = Arc::new(
+        ScrapeManager::new(storage.clone(), registry).context("registering scrape metrics")?,
+    );
+    let followers = follow_config(config.clone(), discovery.clone(), scrape.clone()).await;
+
     let listener = TcpListener::bind(flags.listen_address)
         .await
         .with_context(|| format!("listening on {}", flags.listen_address))?;
@@ -76,6 +101,7 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         lifecycle_enabled: flags.enable_lifecycle,
         readiness: readiness.clone(),
         quit: quit_tx,
+        scrape: scrape.clone(),
     };
 
     let (stop_http_tx, stop_http_rx) = oneshot::channel::<()>();
@@ -132,20 +158,96 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         std::process::exit(1);
     });
 
-    shutdown(readiness, metrics, stop_http_tx, http, storage).await
+    shutdown(Shutdown {
+        readiness,
+        metrics,
+        stop_http: stop_http_tx,
+        http,
+        discovery,
+        scrape,
+        followers,
+        storage_dir,
+    })
+    .await
 }
 
-/// Steps 1–6 of the documented shutdown order.
-async fn shutdown(
+/// Applies the running configuration to discovery and scraping now and on
+/// every accepted reload, and feeds discovered targets to the scrape pools.
+/// Returns the two follower tasks.
+async fn follow_config(
+    config: Arc<ConfigManager>,
+    discovery: Arc<DiscoveryManager>,
+    scrape: Arc<ScrapeManager>,
+) -> [tokio::task::JoinHandle<()>; 2] {
+    let apply = |config: Arc<Config>,
+                 discovery: Arc<DiscoveryManager>,
+                 scrape: Arc<ScrapeManager>| async move {
+        // Pools first, so that targets arriving from discovery find them.
+        scrape.apply_config(&config).await;
+        let sets: HashMap<_, _> = config
+            .scrape_configs
+            .iter()
+            .map(|job| (job.job_name.clone(), job.service_discovery.clone()))
+            .collect();
+        discovery.apply(sets);
+    };
+    let mut config_rx = config.subscribe();
+    apply(
+        config_rx.borrow_and_update().clone(),
+        discovery.clone(),
+        scrape.clone(),
+    )
+    .await;
+    let (d, s) = (discovery.clone(), scrape.clone());
+    let config_follower = tokio::spawn(async move {
+        while config_rx.changed().await.is_ok() {
+            let current = config_rx.borrow_and_update().clone();
+            apply(current, d.clone(), s.clone()).await;
+        }
+    });
+    let mut targets_rx = discovery.subscribe();
+    let targets_follower = tokio::spawn(async move {
+        while targets_rx.changed().await.is_ok() {
+            let sets = targets_rx.borrow_and_update().clone();
+            scrape.sync(&sets).await;
+        }
+    });
+    [config_follower, targets_follower]
+}
+
+/// What the shutdown sequence stops, in order.
+struct Shutdown {
     readiness: Readiness,
     metrics: SelfMetrics,
     stop_http: oneshot::Sender<()>,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
-    storage: StorageDir,
-) -> anyhow::Result<()> {
+    discovery: Arc<DiscoveryManager>,
+    scrape: Arc<ScrapeManager>,
+    followers: [tokio::task::JoinHandle<()>; 2],
+    storage_dir: StorageDir,
+}
+
+/// Steps 1–6 of the documented shutdown order.
+async fn shutdown(parts: Shutdown) -> anyhow::Result<()> {
+    let Shutdown {
+        readiness,
+        metrics,
+        stop_http,
+        http,
+        discovery,
+        scrape,
+        followers,
+        storage_dir,
+    } = parts;
     readiness.set(false);
     metrics.ready.set(0);
-    // Steps 2 and 3 (discovery, scraping, rules) join here as those land.
+    for follower in followers {
+        follower.abort();
+    }
+    discovery.shutdown();
+    scrape.stop().await;
+    tracing::info!("Scrape manager stopped");
+    // Step 3 (rules) joins here when rule evaluation lands.
     let _ = stop_http.send(());
     match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, http).await {
         Ok(Ok(Ok(()))) => tracing::info!("HTTP server stopped"),
@@ -156,7 +258,7 @@ async fn shutdown(
         }
     }
     // Step 5 (closing the TSDB) joins here with the TSDB issue.
-    drop(storage);
+    drop(storage_dir);
     tracing::info!("See you next time!");
     Ok(())
 }

@@ -4,8 +4,10 @@
 //! the middleware every route shares (request metrics). Later issues add the
 //! query API (`/api/v1/...`), federation, remote write and the UI here.
 
+pub mod api;
 mod lifecycle;
 mod status;
+mod targets;
 mod telemetry;
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use axum::routing::{get, post};
 use tokio::sync::mpsc;
 
 use crate::reload::ConfigManager;
+use crate::scrape::ScrapeManager;
 use crate::self_metrics::SelfMetrics;
 
 /// Everything handlers share. Cloned per request, so every field is a handle.
@@ -28,6 +31,8 @@ pub struct AppState {
     /// Asks the server to shut down (`/-/quit`). The server's main loop owns
     /// the receiving end and runs the shutdown sequence.
     pub quit: mpsc::Sender<()>,
+    /// The scrape pools, for the targets API.
+    pub scrape: Arc<ScrapeManager>,
 }
 
 /// Whether the server is ready to answer queries, shared by the start-up
@@ -64,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/metrics", get(telemetry::metrics))
         .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/scrape_pools", get(targets::scrape_pools))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::track_requests,

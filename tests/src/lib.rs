@@ -254,3 +254,65 @@ impl Drop for Ember {
         let _ = self.child.wait();
     }
 }
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 serving fixed responses by path, to
+/// act as a scrape target. Each route is `(path, content type, body)`; an
+/// empty content type sends no `Content-Type` header. Unknown paths get 404.
+/// The server thread lives as long as the test process.
+#[derive(Debug)]
+pub struct StaticTarget {
+    address: String,
+}
+
+impl StaticTarget {
+    pub fn start(routes: Vec<(&'static str, &'static str, String)>) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind target");
+        let address = listener.local_addr().expect("target address").to_string();
+        let routes = Arc::new(routes);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let routes = routes.clone();
+                std::thread::spawn(move || serve_one(stream, &routes));
+            }
+        });
+        Self { address }
+    }
+
+    /// `127.0.0.1:<port>`, as a target address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+fn serve_one(mut stream: std::net::TcpStream, routes: &[(&'static str, &'static str, String)]) {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let path = path.split('?').next().unwrap_or(path);
+    let response = match routes.iter().find(|(p, _, _)| *p == path) {
+        Some((_, content_type, body)) => {
+            let content_type = if content_type.is_empty() {
+                String::new()
+            } else {
+                format!("content-type: {content_type}\r\n")
+            };
+            format!(
+                "HTTP/1.1 200 OK\r\n{content_type}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        None => {
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
+        }
+    };
+    let _ = stream.write_all(response.as_bytes());
+}

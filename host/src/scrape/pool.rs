@@ -1,0 +1,275 @@
+//! A scrape pool: the targets of one job and their loops.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ember_config::ScrapeConfig;
+use ember_model::exposition::{ScrapeProtocol, accept_header};
+use ember_model::labels::{Labels, NameValidationScheme};
+use ember_model::storage::Storage;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::fetch::FetchSettings;
+use super::ingest::{IngestSettings, ScrapeState};
+use super::metrics::ScrapeMetrics;
+use super::scrape_loop::{self, LoopContext, StopReason};
+use super::target::{Populated, Target, TargetError, populate_labels};
+use crate::discovery::TargetGroup;
+use crate::http_client::{HttpClient, HttpClientError};
+
+/// A target relabeling dropped, or that could not be built, kept for the
+/// targets API.
+#[derive(Debug, Clone)]
+pub struct DroppedTarget {
+    pub discovered: Labels,
+    /// Why it is not scraped when it was not relabeling's choice.
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+struct RunningLoop {
+    target: Arc<Target>,
+    stop: watch::Sender<StopReason>,
+    task: JoinHandle<ScrapeState>,
+}
+
+/// The targets of one scrape job and a loop per target.
+pub struct ScrapePool {
+    config: Arc<ScrapeConfig>,
+    client: HttpClient,
+    fetch: Arc<FetchSettings>,
+    ingest: Arc<IngestSettings>,
+    storage: Arc<dyn Storage>,
+    metrics: ScrapeMetrics,
+    loops: HashMap<u64, RunningLoop>,
+    /// Targets not started because `target_limit` is exceeded.
+    held: Vec<Arc<Target>>,
+    dropped: Vec<DroppedTarget>,
+    dropped_total: usize,
+}
+
+impl std::fmt::Debug for ScrapePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScrapePool")
+            .field("job", &self.config.job_name)
+            .field("loops", &self.loops.len())
+            .field("dropped", &self.dropped_total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScrapePool {
+    pub fn new(
+        config: Arc<ScrapeConfig>,
+        storage: Arc<dyn Storage>,
+        metrics: ScrapeMetrics,
+    ) -> Result<Self, HttpClientError> {
+        let client = HttpClient::new(
+            &config.http_client,
+            &format!("scrape job {}", config.job_name),
+        )?;
+        Ok(Self {
+            fetch: Arc::new(fetch_settings(&config)),
+            ingest: Arc::new(ingest_settings(&config)),
+            config,
+            client,
+            storage,
+            metrics,
+            loops: HashMap::new(),
+            held: Vec::new(),
+            dropped: Vec::new(),
+            dropped_total: 0,
+        })
+    }
+
+    pub fn config(&self) -> &Arc<ScrapeConfig> {
+        &self.config
+    }
+
+    /// Whether a loop's cache built under `self` stays valid under `other`.
+    pub fn cache_compatible(&self, other: &ScrapePool) -> bool {
+        self.ingest.honor_labels == other.ingest.honor_labels
+            && self.ingest.metric_relabel_configs == other.ingest.metric_relabel_configs
+            && self.ingest.validation == other.ingest.validation
+    }
+
+    /// Reconciles the running loops with the discovered `groups`: new
+    /// targets start, vanished ones stop (their series are marked stale),
+    /// unchanged ones keep running untouched. `inherited` holds warm states
+    /// from a previous pool of the same job, by target hash.
+    pub fn sync(&mut self, groups: &[TargetGroup], mut inherited: HashMap<u64, ScrapeState>) {
+        let mut wanted: HashMap<u64, Arc<Target>> = HashMap::new();
+        self.dropped.clear();
+        self.dropped_total = 0;
+        let keep_dropped = self.config.limits.keep_dropped_targets as usize;
+        for group in groups {
+            for target_labels in &group.targets {
+                match populate_labels(&self.config, target_labels, &group.labels) {
+                    Ok(Populated::Active { labels, discovered }) => {
+                        match Target::new(labels, discovered.clone(), &self.config.params) {
+                            Ok(target) => {
+                                let target = Arc::new(target);
+                                wanted.entry(target.hash()).or_insert(target);
+                            }
+                            Err(error) => {
+                                self.record_dropped(discovered, Some(error), keep_dropped)
+                            }
+                        }
+                    }
+                    Ok(Populated::Dropped { discovered }) => {
+                        self.record_dropped(discovered, None, keep_dropped)
+                    }
+                    Err(error) => {
+                        let discovered = Labels::new(group.labels.iter().chain(target_labels))
+                            .unwrap_or_default();
+                        tracing::warn!(job = %self.config.job_name, %error, "Dropping target");
+                        self.record_dropped(discovered, Some(error), keep_dropped);
+                    }
+                }
+            }
+        }
+        self.metrics
+            .pool_targets
+            .with_label_values(&[self.config.job_name.as_str()])
+            .set(wanted.len() as i64);
+
+        let limit = self.config.limits.target_limit as usize;
+        if limit > 0 && wanted.len() > limit {
+            // Prometheus scrapes none of the pool's targets then, and says
+            // why on each of them.
+            let message = format!(
+                "target_limit exceeded (number of targets: {}, limit: {limit})",
+                wanted.len()
+            );
+            tracing::warn!(job = %self.config.job_name, %message, "Not scraping the pool");
+            self.stop_loops(StopReason::TargetGone, self.loops.keys().copied().collect());
+            self.held = wanted.into_values().collect();
+            for target in &self.held {
+                target.report(
+                    std::time::SystemTime::now(),
+                    std::time::Duration::ZERO,
+                    Some(&message),
+                );
+            }
+            return;
+        }
+        self.held.clear();
+
+        let gone: Vec<u64> = self
+            .loops
+            .keys()
+            .filter(|h| !wanted.contains_key(h))
+            .copied()
+            .collect();
+        self.stop_loops(StopReason::TargetGone, gone);
+        for (hash, target) in wanted {
+            if self.loops.contains_key(&hash) {
+                continue;
+            }
+            let state = inherited.remove(&hash);
+            self.start_loop(hash, target, state);
+        }
+    }
+
+    fn record_dropped(&mut self, discovered: Labels, error: Option<TargetError>, keep: usize) {
+        self.dropped_total += 1;
+        if keep == 0 || self.dropped.len() < keep {
+            self.dropped.push(DroppedTarget {
+                discovered,
+                error: error.map(|e| e.to_string()),
+            });
+        }
+    }
+
+    fn start_loop(&mut self, hash: u64, target: Arc<Target>, state: Option<ScrapeState>) {
+        let (stop, stop_rx) = watch::channel(StopReason::Running);
+        let context = LoopContext {
+            target: target.clone(),
+            client: self.client.clone(),
+            fetch: self.fetch.clone(),
+            ingest: self.ingest.clone(),
+            storage: self.storage.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let task = tokio::spawn(scrape_loop::run(context, state, stop_rx));
+        self.loops.insert(hash, RunningLoop { target, stop, task });
+    }
+
+    fn stop_loops(&mut self, reason: StopReason, hashes: Vec<u64>) {
+        for hash in hashes {
+            if let Some(running) = self.loops.remove(&hash) {
+                let _ = running.stop.send(reason);
+                // The loop finishes by itself (writing staleness markers
+                // when the target is gone); nobody needs to wait for it.
+                drop(running.task);
+            }
+        }
+    }
+
+    /// Stops every loop without staleness markers and returns their warm
+    /// states by target hash, for a reloaded pool or a clean shutdown.
+    pub async fn stop(mut self) -> HashMap<u64, ScrapeState> {
+        let mut states = HashMap::new();
+        for (hash, running) in self.loops.drain() {
+            let _ = running.stop.send(StopReason::Restart);
+            if let Ok(state) = running.task.await {
+                states.insert(hash, state);
+            }
+        }
+        states
+    }
+
+    /// Active targets: scraped ones and those held back by `target_limit`.
+    pub fn active_targets(&self) -> Vec<Arc<Target>> {
+        let mut targets: Vec<Arc<Target>> = self
+            .loops
+            .values()
+            .map(|l| l.target.clone())
+            .chain(self.held.iter().cloned())
+            .collect();
+        targets.sort_by(|a, b| a.all_labels().cmp(b.all_labels()));
+        targets
+    }
+
+    /// Dropped targets (at most `keep_dropped_targets` when set) and how
+    /// many were dropped in all.
+    pub fn dropped_targets(&self) -> (&[DroppedTarget], usize) {
+        (&self.dropped, self.dropped_total)
+    }
+}
+
+fn fetch_settings(config: &ScrapeConfig) -> FetchSettings {
+    let protocols: Vec<ScrapeProtocol> = config
+        .scrape_protocols
+        .iter()
+        .filter_map(|p| convert_protocol(*p))
+        .collect();
+    FetchSettings {
+        accept: accept_header(&protocols),
+        timeout: config.scrape_timeout,
+        enable_compression: config.enable_compression,
+        body_size_limit: config.limits.body_size_limit,
+        fallback: config.fallback_scrape_protocol.and_then(convert_protocol),
+    }
+}
+
+pub(crate) fn ingest_settings(config: &ScrapeConfig) -> IngestSettings {
+    IngestSettings {
+        honor_labels: config.honor_labels,
+        honor_timestamps: config.honor_timestamps,
+        track_timestamps_staleness: config.track_timestamps_staleness,
+        metric_relabel_configs: config.metric_relabel_configs.clone(),
+        limits: config.limits,
+        validation: match config.metric_name_validation_scheme {
+            ember_config::ValidationScheme::Utf8 => NameValidationScheme::Utf8,
+            ember_config::ValidationScheme::Legacy => NameValidationScheme::Legacy,
+        },
+    }
+}
+
+/// The configuration crate and the model each name the protocols; they
+/// are the same five, matched by their configuration spelling.
+fn convert_protocol(protocol: ember_config::ScrapeProtocol) -> Option<ScrapeProtocol> {
+    protocol.as_str().parse().ok()
+}
