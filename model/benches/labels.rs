@@ -80,8 +80,14 @@ fn read(c: &mut Criterion) {
     group.bench_function("eq_8", |b| {
         b.iter(|| black_box(&labels) == black_box(&same))
     });
-    group.bench_function("cmp_8", |b| {
+    group.bench_function("cmp_8_equal", |b| {
         b.iter(|| black_box(&labels).cmp(black_box(&same)))
+    });
+    let mut differing = NODE_SERIES;
+    differing[6].1 = "/var/lib/kubelet";
+    let differing = Labels::new(differing).expect("valid");
+    group.bench_function("cmp_8_differ_at_7th", |b| {
+        b.iter(|| black_box(&labels).cmp(black_box(&differing)))
     });
     group.bench_function("clone", |b| b.iter(|| black_box(&labels).clone()));
     group.finish();

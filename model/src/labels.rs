@@ -309,7 +309,31 @@ impl Ord for Labels {
     /// Prometheus's `labels.Compare`: pair by pair, name then value; a
     /// proper prefix sorts first.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.iter().cmp(other.iter())
+        // Equal sets have equal bytes; one memcmp settles the common
+        // case of comparing a series with itself (merges, dedup).
+        if self.bytes() == other.bytes() {
+            return Ordering::Equal;
+        }
+        let mut left = self.entries();
+        let mut right = other.entries();
+        loop {
+            match (left.next(), right.next()) {
+                (Some(a), Some(b)) => {
+                    // Sets being sorted usually share leading labels; an
+                    // equal record (name and value) is one memcmp.
+                    if a.record == b.record {
+                        continue;
+                    }
+                    let order = a.name.cmp(b.name).then_with(|| a.value.cmp(b.value));
+                    if order != Ordering::Equal {
+                        return order;
+                    }
+                }
+                (Some(_), None) => return Ordering::Greater,
+                (None, Some(_)) => return Ordering::Less,
+                (None, None) => return Ordering::Equal,
+            }
+        }
     }
 }
 
