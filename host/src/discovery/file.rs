@@ -12,19 +12,22 @@
 //! - a file that cannot be read or decoded keeps the groups it had: the error
 //!   is logged with the file name and counted in
 //!   `ember_sd_file_read_errors_total`, and nothing is sent for it;
+//! - `ember_sd_file_mtime_seconds{filename}` holds the modification time of
+//!   every file as of its last successful read, for alerts on stale files;
 //! - refreshes happen at start, whenever a watched directory changes (the
 //!   directory of each pattern is watched, which also catches atomic renames
 //!   and new files), and every `refresh_interval` in case a notification was
 //!   missed or a watch could not be set up.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use ember_config::FileSdConfig;
 use notify::event::ModifyKind;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use prometheus::IntCounter;
+use prometheus::{GaugeVec, IntCounter};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
@@ -39,6 +42,7 @@ pub struct FileDiscoverer {
     patterns: Vec<PathBuf>,
     refresh_interval: Duration,
     read_errors: IntCounter,
+    mtimes: GaugeVec,
 }
 
 impl FileDiscoverer {
@@ -48,6 +52,7 @@ impl FileDiscoverer {
             patterns: config.files.clone(),
             refresh_interval: config.refresh_interval,
             read_errors: metrics.file_read_errors.clone(),
+            mtimes: metrics.file_mtime_seconds.clone(),
         }
     }
 }
@@ -139,6 +144,7 @@ struct Files {
     /// The directory of each pattern, watched for changes.
     directories: BTreeSet<PathBuf>,
     read_errors: IntCounter,
+    mtimes: GaugeVec,
     watcher: Option<RecommendedWatcher>,
     /// Directories whose watch could not be added, so that the failure is
     /// logged once rather than at every refresh.
@@ -162,6 +168,7 @@ impl Files {
             patterns: discoverer.patterns.clone(),
             directories,
             read_errors: discoverer.read_errors.clone(),
+            mtimes: discoverer.mtimes.clone(),
             watcher,
             unwatched: BTreeSet::new(),
             group_counts: BTreeMap::new(),
@@ -180,7 +187,8 @@ impl Files {
                 continue;
             }
             match read_file(&path, &name) {
-                Ok(groups) => {
+                Ok((groups, mtime)) => {
+                    self.mtimes.with_label_values(&[&name]).set(mtime);
                     counts.insert(name, groups.len());
                     update.extend(groups);
                 }
@@ -193,6 +201,9 @@ impl Files {
             }
         }
         for (name, &previous) in &self.group_counts {
+            if !counts.contains_key(name) {
+                let _ = self.mtimes.remove_label_values(&[name]);
+            }
             let now = counts.get(name).copied().unwrap_or(0);
             if now < previous {
                 tracing::debug!(file = %name, "File discovery lost target groups");
@@ -262,6 +273,15 @@ impl Files {
     }
 }
 
+impl Drop for Files {
+    /// A stopped discoverer no longer vouches for its files' times.
+    fn drop(&mut self) {
+        for name in self.group_counts.keys() {
+            let _ = self.mtimes.remove_label_values(&[name]);
+        }
+    }
+}
+
 /// In Go's patterns `**` means the same as `*`; the glob crate reads it as
 /// "any number of directories" and rejects it inside a path segment.
 fn collapse_stars(pattern: &str) -> String {
@@ -285,7 +305,10 @@ enum FileError {
     Extension,
 }
 
-fn read_file(path: &Path, name: &str) -> Result<Vec<TargetGroup>, FileError> {
+/// The groups in the file at `path` (called `name` in sources and labels),
+/// and the file's modification time in whole Unix seconds, as Prometheus
+/// reports it.
+fn read_file(path: &Path, name: &str) -> Result<(Vec<TargetGroup>, f64), FileError> {
     let extension = path
         .extension()
         .and_then(|extension| extension.to_str())
@@ -295,8 +318,16 @@ fn read_file(path: &Path, name: &str) -> Result<Vec<TargetGroup>, FileError> {
         Some("yml" | "yaml") => Format::Yaml,
         _ => return Err(FileError::Extension),
     };
-    let bytes = std::fs::read(path)?;
-    Ok(target_list::decode(&bytes, format, name, FILEPATH_LABEL)?)
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let mtime = file
+        .metadata()?
+        .modified()?
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs() as f64);
+    let groups = target_list::decode(&bytes, format, name, FILEPATH_LABEL)?;
+    Ok((groups, mtime))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! registered once per registry; [`ManagerMetrics`] carry a constant `name`
 //! label with the manager's name, so each manager registers its own.
 
-use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{GaugeVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// The metrics of the discovery mechanisms. Cheap to clone; every handle is
 /// internally synchronised.
@@ -15,6 +15,9 @@ use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 pub struct DiscovererMetrics {
     /// `ember_sd_file_read_errors_total`: files that could not be read or decoded.
     pub file_read_errors: IntCounter,
+    /// `ember_sd_file_mtime_seconds{filename}`: modification time of each
+    /// file as of its last successful read.
+    pub file_mtime_seconds: GaugeVec,
     /// `ember_sd_http_failures_total`: HTTP discovery refreshes that failed.
     pub http_failures: IntCounter,
 }
@@ -28,6 +31,14 @@ impl DiscovererMetrics {
             "The number of File-SD read errors.",
         )?;
         registry.register(Box::new(file_read_errors.clone()))?;
+        let file_mtime_seconds = GaugeVec::new(
+            Opts::new(
+                "ember_sd_file_mtime_seconds",
+                "Timestamp (mtime) of files read by FileSD. Timestamp is set at read time.",
+            ),
+            &["filename"],
+        )?;
+        registry.register(Box::new(file_mtime_seconds.clone()))?;
         let http_failures = IntCounter::new(
             "ember_sd_http_failures_total",
             "Number of HTTP service discovery refresh failures.",
@@ -35,6 +46,7 @@ impl DiscovererMetrics {
         registry.register(Box::new(http_failures.clone()))?;
         Ok(Self {
             file_read_errors,
+            file_mtime_seconds,
             http_failures,
         })
     }

@@ -5,10 +5,14 @@
 //! Decoding follows Prometheus's `targetgroup.Group` unmarshalling: unknown
 //! fields are errors, `targets` and `labels` may be missing or null, a null
 //! list is an empty list, but a null *item* is an error ("nil target group
-//! item found"). Label names are validated as Prometheus 3 validates them
-//! while decoding, with its default UTF-8 scheme: any non-empty name. A
-//! job's `metric_name_validation_scheme: legacy` is enforced later, when
-//! targets are relabelled, not here, again as in Prometheus.
+//! item found"). In JSON, as with Go's `encoding/json`, field names match
+//! regardless of ASCII case (`"Targets"` works) and a repeated field takes
+//! the last value; in YAML, as with Go's strict YAML decoding, field names
+//! are exact and repeated keys are errors. Label names are validated as
+//! Prometheus 3 validates them while decoding, with its default UTF-8
+//! scheme: any non-empty name. A job's `metric_name_validation_scheme:
+//! legacy` is enforced later, when targets are relabelled, not here, again
+//! as in Prometheus.
 
 use std::collections::BTreeMap;
 
@@ -31,7 +35,7 @@ pub(crate) enum TargetListError {
 }
 
 /// The wire shape of one group.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGroup {
     #[serde(default)]
@@ -40,7 +44,43 @@ struct RawGroup {
     labels: Option<BTreeMap<String, String>>,
 }
 
-type RawList = Option<Vec<Option<RawGroup>>>;
+/// A [`RawGroup`] decoded from JSON with Go's field matching rules.
+struct JsonGroup(RawGroup);
+
+impl<'de> Deserialize<'de> for JsonGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(JsonGroupVisitor)
+    }
+}
+
+struct JsonGroupVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonGroupVisitor {
+    type Value = JsonGroup;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a target group object with \"targets\" and \"labels\"")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonGroup, A::Error> {
+        let mut group = RawGroup::default();
+        while let Some(key) = map.next_key::<String>()? {
+            if key.eq_ignore_ascii_case("targets") {
+                group.targets = map.next_value()?;
+            } else if key.eq_ignore_ascii_case("labels") {
+                group.labels = map.next_value()?;
+            } else {
+                return Err(serde::de::Error::unknown_field(
+                    &key,
+                    &["targets", "labels"],
+                ));
+            }
+        }
+        Ok(JsonGroup(group))
+    }
+}
+
+type RawList<G> = Option<Vec<Option<G>>>;
 
 /// The text format of a target list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +97,16 @@ pub(crate) fn decode(
     origin: &str,
     meta_label: &str,
 ) -> Result<Vec<TargetGroup>, TargetListError> {
-    let raw: RawList = match format {
-        Format::Json => serde_json::from_slice(bytes)?,
-        Format::Yaml => decode_yaml(bytes)?,
+    let raw: Vec<Option<RawGroup>> = match format {
+        Format::Json => serde_json::from_slice::<RawList<JsonGroup>>(bytes)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|group| group.map(|JsonGroup(group)| group))
+            .collect(),
+        Format::Yaml => decode_yaml(bytes)?.unwrap_or_default(),
     };
     let mut groups = Vec::new();
-    for (index, raw) in raw.unwrap_or_default().into_iter().enumerate() {
+    for (index, raw) in raw.into_iter().enumerate() {
         let raw = raw.ok_or(TargetListError::NullGroup(index))?;
         let mut labels = raw.labels.unwrap_or_default();
         if let Some(name) = labels
@@ -88,7 +132,7 @@ pub(crate) fn source(origin: &str, index: usize) -> String {
     format!("{origin}:{index}")
 }
 
-fn decode_yaml(bytes: &[u8]) -> Result<RawList, serde_saphyr::Error> {
+fn decode_yaml(bytes: &[u8]) -> Result<RawList<RawGroup>, serde_saphyr::Error> {
     // Go's YAML decoder leaves the list nil for a document with no content (an
     // empty file, or only comments); so do we, rather than report an error.
     if is_blank_yaml(bytes) {
@@ -201,6 +245,19 @@ mod tests {
                 String::from_utf8_lossy(text)
             );
         }
+    }
+
+    #[test]
+    fn json_field_names_match_as_in_go() {
+        let text = br#"[{"Targets": ["a:1"], "LABELS": {"env": "x"}, "labels": {"env": "last"}}]"#;
+        let groups = decode(text, Format::Json, "f", "m").unwrap();
+        assert_eq!(groups[0].targets, vec![labels(&[("__address__", "a:1")])]);
+        assert_eq!(
+            groups[0].labels["env"], "last",
+            "a repeated field takes the last value"
+        );
+        // YAML field names are exact.
+        assert!(decode(b"- Targets: [a]\n", Format::Yaml, "f", "m").is_err());
     }
 
     #[test]

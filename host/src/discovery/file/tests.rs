@@ -2,6 +2,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ember_config::FileSdConfig;
+use prometheus::core::Collector;
 
 use super::*;
 use crate::discovery::test_support::{
@@ -43,7 +44,8 @@ async fn initial_read_finds_json_and_yaml_files_matching_the_patterns() {
     std::fs::write(dir.path().join("ignored.txt"), "not a target file").unwrap();
 
     let patterns = [dir.path().join("*.json"), dir.path().join("*.yml")];
-    let mut rx = start(FileDiscoverer::new(&config(&patterns, NEVER), &metrics()));
+    let metrics = metrics();
+    let mut rx = start(FileDiscoverer::new(&config(&patterns, NEVER), &metrics));
     let groups = next_update(&mut rx, "the initial read").await;
 
     assert_eq!(groups.len(), 3, "{groups:#?}");
@@ -58,6 +60,17 @@ async fn initial_read_finds_json_and_yaml_files_matching_the_patterns() {
     assert_eq!(addresses(app), ["app:8080"]);
     assert_eq!(app.labels["team"], "web");
     assert_eq!(app.labels[FILEPATH_LABEL], yaml.display().to_string());
+
+    let modified = std::fs::metadata(&json).unwrap().modified().unwrap();
+    let expected = modified.duration_since(UNIX_EPOCH).unwrap().as_secs() as f64;
+    let mtime = |path: &Path| {
+        metrics
+            .file_mtime_seconds
+            .with_label_values(&[&path.display().to_string()])
+            .get()
+    };
+    assert_eq!(mtime(&json), expected);
+    assert!(mtime(&yaml) > 0.0);
 }
 
 #[tokio::test]
@@ -133,8 +146,11 @@ async fn a_deleted_file_sends_empty_groups_for_its_sources() {
     let file = dir.path().join("gone.yaml");
     std::fs::write(&file, "- targets: [a]\n- targets: [b]\n").unwrap();
     let patterns = [dir.path().join("*.yaml")];
-    let mut rx = start(FileDiscoverer::new(&config(&patterns, NEVER), &metrics()));
+    let metrics = metrics();
+    let mut rx = start(FileDiscoverer::new(&config(&patterns, NEVER), &metrics));
     assert_eq!(next_update(&mut rx, "the initial read").await.len(), 2);
+    let mtimes = || metrics.file_mtime_seconds.collect()[0].get_metric().len();
+    assert_eq!(mtimes(), 1);
 
     std::fs::remove_file(&file).unwrap();
     let update = next_update(&mut rx, "the deletion").await;
@@ -145,6 +161,7 @@ async fn a_deleted_file_sends_empty_groups_for_its_sources() {
             TargetGroup::empty(source(&file, 1))
         ]
     );
+    assert_eq!(mtimes(), 0, "a deleted file has no modification time");
 }
 
 #[tokio::test]
