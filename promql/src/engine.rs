@@ -277,7 +277,9 @@ impl Engine {
             ));
         }
         if end < start {
-            return Err(QueryError::BadData("end timestamp must not be before start time".into()));
+            return Err(QueryError::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
         }
         let range = TimeRange { start, end, step };
         self.exec(storage, query, range, options)
@@ -296,7 +298,9 @@ impl Engine {
         let deadline = Instant::now().checked_add(timeout);
         let _slot = self.gate.acquire(deadline, &options.cancel)?;
         let limits = eval::Limits {
-            lookback_delta: options.lookback_delta.unwrap_or(self.options.lookback_delta),
+            lookback_delta: options
+                .lookback_delta
+                .unwrap_or(self.options.lookback_delta),
             max_samples: self.options.max_samples,
             default_subquery_step: self.options.default_subquery_step,
             enable_experimental: self.options.enable_experimental_functions,
@@ -362,7 +366,11 @@ impl Gate {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        let mut running = self.0.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut running = self
+            .0
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         *running -= 1;
         self.0.freed.notify_one();
     }

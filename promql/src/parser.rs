@@ -75,7 +75,10 @@ pub fn parse_query(text: &str) -> Result<Query, ParseError> {
 /// The crate's messages are position-less; when the message quotes an
 /// offending fragment, point at its first occurrence.
 fn locate_error(text: &str, message: &str) -> Option<(usize, usize)> {
-    let quoted = message.split('\'').nth(1).or_else(|| message.split('"').nth(1))?;
+    let quoted = message
+        .split('\'')
+        .nth(1)
+        .or_else(|| message.split('"').nth(1))?;
     if quoted.is_empty() {
         return None;
     }
@@ -285,8 +288,10 @@ fn invalid_utf8_strings(text: &str) -> HashMap<String, String> {
             if bytes[i] == b'\\' && i + 1 < bytes.len() {
                 let escape = bytes[i + 1];
                 if (escape == b'x' && i + 3 < bytes.len())
-                    && let Ok(byte) =
-                        u8::from_str_radix(std::str::from_utf8(&bytes[i + 2..i + 4]).unwrap_or(""), 16)
+                    && let Ok(byte) = u8::from_str_radix(
+                        std::str::from_utf8(&bytes[i + 2..i + 4]).unwrap_or(""),
+                        16,
+                    )
                 {
                     has_byte_escape = true;
                     go_bytes.push(byte);

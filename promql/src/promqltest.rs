@@ -171,8 +171,14 @@ pub fn run_str(name: &str, text: &str) -> Result<FileReport, TestError> {
             "load" | "load_with_nhcb" => {
                 let interval = parse_duration(rest.trim())
                     .ok_or_else(|| error(i, format!("invalid load interval {rest:?}")))?;
-                load(&storage, &lines[i + 1..block_end], interval, word == "load_with_nhcb", &mut native)
-                    .map_err(|m| error(i, m))?;
+                load(
+                    &storage,
+                    &lines[i + 1..block_end],
+                    interval,
+                    word == "load_with_nhcb",
+                    &mut native,
+                )
+                .map_err(|m| error(i, m))?;
             }
             "eval" | "eval_fail" | "eval_warn" | "eval_info" | "eval_ordered" => {
                 let command = parse_eval(word, rest, &lines[i + 1..block_end], i + 1)
@@ -184,7 +190,11 @@ pub fn run_str(name: &str, text: &str) -> Result<FileReport, TestError> {
                 } else {
                     match run_eval(&engine, &storage, &command) {
                         Ok(()) => report.passed += 1,
-                        Err(message) => report.failed.push((command.line, command.expr.clone(), message)),
+                        Err(message) => {
+                            report
+                                .failed
+                                .push((command.line, command.expr.clone(), message))
+                        }
                     }
                 }
             }
@@ -339,7 +349,9 @@ pub fn parse_duration(text: &str) -> Option<i64> {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
         let n: i64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1000,
@@ -398,7 +410,8 @@ fn parse_series(text: &str) -> Result<(Labels, &str), String> {
                         None => {
                             // A quoted name: a label name when `=` follows,
                             // otherwise the metric name.
-                            let after = inner[chars.peek().map_or(inner.len(), |(j, _)| *j)..].trim_start();
+                            let after =
+                                inner[chars.peek().map_or(inner.len(), |(j, _)| *j)..].trim_start();
                             if after.starts_with('=') {
                                 pending_name = Some(value);
                             } else {
@@ -449,7 +462,9 @@ fn parse_values(text: &str) -> Result<Vec<SequenceValue>, String> {
             continue;
         }
         if let Some(times) = token.strip_prefix("_x") {
-            let n: usize = times.parse().map_err(|_| format!("bad repetition {token:?}"))?;
+            let n: usize = times
+                .parse()
+                .map_err(|_| format!("bad repetition {token:?}"))?;
             values.extend(std::iter::repeat_n(SequenceValue::Omitted, n));
             continue;
         }
@@ -460,20 +475,34 @@ fn parse_values(text: &str) -> Result<Vec<SequenceValue>, String> {
         let (base, times) = token
             .rsplit_once('x')
             .ok_or_else(|| format!("bad value {token:?}"))?;
-        let times: usize = times.parse().map_err(|_| format!("bad repetition {token:?}"))?;
+        let times: usize = times
+            .parse()
+            .map_err(|_| format!("bad repetition {token:?}"))?;
         // The operator between start and increment: the last `+`/`-` that
         // is not a sign at the start or after an exponent.
         let bytes = base.as_bytes();
-        let split = (1..bytes.len())
-            .rev()
-            .find(|&k| (bytes[k] == b'+' || bytes[k] == b'-') && !matches!(bytes[k - 1], b'e' | b'E'));
+        let split = (1..bytes.len()).rev().find(|&k| {
+            (bytes[k] == b'+' || bytes[k] == b'-') && !matches!(bytes[k - 1], b'e' | b'E')
+        });
         let (start, increment) = match split {
             Some(k) => {
-                let start = parse_number(&base[..k]).ok_or_else(|| format!("bad value {token:?}"))?;
-                let magnitude = parse_number(&base[k + 1..]).ok_or_else(|| format!("bad value {token:?}"))?;
-                (start, if bytes[k] == b'-' { -magnitude } else { magnitude })
+                let start =
+                    parse_number(&base[..k]).ok_or_else(|| format!("bad value {token:?}"))?;
+                let magnitude =
+                    parse_number(&base[k + 1..]).ok_or_else(|| format!("bad value {token:?}"))?;
+                (
+                    start,
+                    if bytes[k] == b'-' {
+                        -magnitude
+                    } else {
+                        magnitude
+                    },
+                )
             }
-            None => (parse_number(base).ok_or_else(|| format!("bad value {token:?}"))?, 0.0),
+            None => (
+                parse_number(base).ok_or_else(|| format!("bad value {token:?}"))?,
+                0.0,
+            ),
         };
         let mut current = start;
         values.push(SequenceValue::Value(current));
@@ -510,7 +539,9 @@ fn load(
             // The native histogram upstream derives from the classic one.
             for suffix in ["_bucket", "_count", "_sum"] {
                 if name.ends_with(suffix) {
-                    native.names.insert(name[..name.len() - suffix.len()].to_owned());
+                    native
+                        .names
+                        .insert(name[..name.len() - suffix.len()].to_owned());
                 }
             }
         }
@@ -581,7 +612,10 @@ fn parse_eval(word: &str, rest: &str, body: &[&str], line: usize) -> Result<Eval
             command.uses_native_histograms = true;
             continue;
         }
-        if !text.contains('{') && !text.contains(char::is_whitespace) && let Some(v) = parse_number(text) {
+        if !text.contains('{')
+            && !text.contains(char::is_whitespace)
+            && let Some(v) = parse_number(text)
+        {
             command.expected_scalar = Some(v);
             continue;
         }
@@ -604,18 +638,18 @@ fn after_words(text: &str, n: usize) -> &str {
 }
 
 fn parse_expect(command: &mut EvalCommand, directive: &str) -> Result<(), String> {
-    let (kind, rest) = directive.split_once(char::is_whitespace).unwrap_or((directive, ""));
+    let (kind, rest) = directive
+        .split_once(char::is_whitespace)
+        .unwrap_or((directive, ""));
     let rest = rest.trim();
     let (mode, argument) = match rest.split_once(':') {
         Some((mode @ ("msg" | "regex"), argument)) => (mode, argument.trim()),
         _ => ("", rest),
     };
-    let annotation = |expectation: &mut AnnotationExpectation| {
-        match mode {
-            "msg" => expectation.messages.push(argument.to_owned()),
-            "regex" => expectation.regexes.push(argument.to_owned()),
-            _ => expectation.any = true,
-        }
+    let annotation = |expectation: &mut AnnotationExpectation| match mode {
+        "msg" => expectation.messages.push(argument.to_owned()),
+        "regex" => expectation.regexes.push(argument.to_owned()),
+        _ => expectation.any = true,
     };
     match kind {
         "fail" => {
@@ -658,8 +692,17 @@ fn parse_expect(command: &mut EvalCommand, directive: &str) -> Result<(), String
 /// Upstream's `AtModifierUnsafeFunctions`: results depend on the
 /// evaluation time even when every selector is pinned.
 const AT_UNSAFE_FUNCTIONS: &[&str] = &[
-    "days_in_month", "day_of_month", "day_of_week", "day_of_year", "hour", "minute", "month",
-    "year", "predict_linear", "time", "timestamp",
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "time",
+    "timestamp",
 ];
 
 /// Pins `@ t` on every selector and subquery outside a subquery; `false`
@@ -686,7 +729,10 @@ fn pin_at(expr: &mut Expr, at: &AtModifier) -> bool {
         }
         Expr::Call(call) => {
             let safe = !AT_UNSAFE_FUNCTIONS.contains(&call.func.name);
-            call.args.args.iter_mut().fold(safe, |ok, a| pin_at(a, at) && ok)
+            call.args
+                .args
+                .iter_mut()
+                .fold(safe, |ok, a| pin_at(a, at) && ok)
         }
         Expr::Aggregate(agg) => {
             let mut ok = true;
@@ -756,10 +802,17 @@ fn check_range_mode(
     query: &parser::Query,
     t: i64,
 ) -> Result<(), String> {
-    if command.fail.is_some() || command.ordered || command.range_vector.is_some() || command.expected_string.is_some() {
+    if command.fail.is_some()
+        || command.ordered
+        || command.range_vector.is_some()
+        || command.expected_string.is_some()
+    {
         return Ok(());
     }
-    if !matches!(query.expr.value_type(), parser::ValueType::Vector | parser::ValueType::Scalar) {
+    if !matches!(
+        query.expr.value_type(),
+        parser::ValueType::Vector | parser::ValueType::Scalar
+    ) {
         return Ok(());
     }
     // `start()`, `end()`, `step()` and `range()` describe the query itself,
@@ -772,7 +825,14 @@ fn check_range_mode(
         return Ok(());
     }
     let result = engine
-        .range_query(storage, query, t - 60_000, t + 60_000, 60_000, &QueryOptions::default())
+        .range_query(
+            storage,
+            query,
+            t - 60_000,
+            t + 60_000,
+            60_000,
+            &QueryOptions::default(),
+        )
         .map_err(|e| format!("range mode: unexpected error {e}"))?;
     let Value::Matrix(matrix) = result.value else {
         return Err("range mode: not a matrix".into());
@@ -780,11 +840,14 @@ fn check_range_mode(
     let vector: Vec<crate::value::Sample> = matrix
         .into_iter()
         .filter_map(|s| {
-            s.points.iter().find(|p| p.t == t).map(|p| crate::value::Sample {
-                metric: s.metric.clone(),
-                t,
-                v: p.v,
-            })
+            s.points
+                .iter()
+                .find(|p| p.t == t)
+                .map(|p| crate::value::Sample {
+                    metric: s.metric.clone(),
+                    t,
+                    v: p.v,
+                })
         })
         .collect();
     let value = if command.expected_scalar.is_some() {
@@ -800,15 +863,17 @@ fn check_range_mode(
 
 fn check_failure(command: &EvalCommand, message: &str) -> Result<(), String> {
     match &command.fail {
-        Some(FailExpectation::Message(expected)) if expected != message => Err(format!(
-            "expected error {expected:?}, got {message:?}"
-        )),
+        Some(FailExpectation::Message(expected)) if expected != message => {
+            Err(format!("expected error {expected:?}, got {message:?}"))
+        }
         Some(FailExpectation::Regex(pattern)) => {
             let regex = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
             if regex.is_match(message) {
                 Ok(())
             } else {
-                Err(format!("expected error matching {pattern:?}, got {message:?}"))
+                Err(format!(
+                    "expected error matching {pattern:?}, got {message:?}"
+                ))
             }
         }
         _ => Ok(()),
@@ -831,7 +896,10 @@ fn check(
         Ok(result) => result,
     };
     if command.fail.is_some() {
-        return Err(format!("expected an error, got {:?}", result.value.type_name()));
+        return Err(format!(
+            "expected an error, got {:?}",
+            result.value.type_name()
+        ));
     }
     let warnings: Vec<&str> = result.annotations.warnings().collect();
     let infos: Vec<&str> = result.annotations.infos().collect();
@@ -849,7 +917,8 @@ fn check_annotations(
     if expectation.none && !got.is_empty() {
         return Err(format!("unexpected {kind}s: {got:?}"));
     }
-    let expects_some = expectation.any || !expectation.messages.is_empty() || !expectation.regexes.is_empty();
+    let expects_some =
+        expectation.any || !expectation.messages.is_empty() || !expectation.regexes.is_empty();
     if expects_some && got.is_empty() {
         return Err(format!("expected {kind}s, got none"));
     }
@@ -887,7 +956,11 @@ fn almost_equal(a: f64, b: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < EPSILON
 }
 
-fn compare(command: &EvalCommand, value: &Value, range: Option<(i64, i64, i64)>) -> Result<(), String> {
+fn compare(
+    command: &EvalCommand,
+    value: &Value,
+    range: Option<(i64, i64, i64)>,
+) -> Result<(), String> {
     match value {
         Value::String(s) => match &command.expected_string {
             Some(expected) if *expected == s.v => Ok(()),
@@ -895,7 +968,10 @@ fn compare(command: &EvalCommand, value: &Value, range: Option<(i64, i64, i64)>)
         },
         Value::Scalar(s) => match command.expected_scalar {
             Some(expected) if almost_equal(expected, s.v) => Ok(()),
-            expected => Err(format!("expected scalar {expected:?}, got {}", format_float(s.v))),
+            expected => Err(format!(
+                "expected scalar {expected:?}, got {}",
+                format_float(s.v)
+            )),
         },
         Value::Vector(vector) => {
             if command.expected_scalar.is_some() {
@@ -906,15 +982,26 @@ fn compare(command: &EvalCommand, value: &Value, range: Option<(i64, i64, i64)>)
                     "expected {} samples, got {}: {}",
                     command.expected.len(),
                     vector.len(),
-                    vector.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    vector
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             for (position, sample) in vector.iter().enumerate() {
-                let Some(index) = command.expected.iter().position(|e| e.labels == sample.metric) else {
+                let Some(index) = command
+                    .expected
+                    .iter()
+                    .position(|e| e.labels == sample.metric)
+                else {
                     return Err(format!("unexpected metric {sample} in result"));
                 };
                 if command.ordered && index != position {
-                    return Err(format!("expected {} at position {index}, got position {position}", sample.metric));
+                    return Err(format!(
+                        "expected {} at position {index}, got position {position}",
+                        sample.metric
+                    ));
                 }
                 let expected = match command.expected[index].values.first() {
                     Some(SequenceValue::Value(v)) => *v,
@@ -941,11 +1028,16 @@ fn compare(command: &EvalCommand, value: &Value, range: Option<(i64, i64, i64)>)
                     "expected {} series, got {}: {}",
                     command.expected.len(),
                     matrix.len(),
-                    matrix.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                    matrix
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ));
             }
             for series in matrix {
-                let Some(expected) = command.expected.iter().find(|e| e.labels == series.metric) else {
+                let Some(expected) = command.expected.iter().find(|e| e.labels == series.metric)
+                else {
                     return Err(format!("unexpected series {series}"));
                 };
                 let mut points = Vec::new();

@@ -87,7 +87,13 @@ pub fn format_float(v: f64) -> String {
 
 impl fmt::Display for Sample {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} => {} @[{}]", self.metric, format_float(self.v), self.t)
+        write!(
+            f,
+            "{} => {} @[{}]",
+            self.metric,
+            format_float(self.v),
+            self.t
+        )
     }
 }
 

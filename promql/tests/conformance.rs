@@ -9,9 +9,20 @@ use ember_promql::promqltest::{FileReport, run_str};
 
 /// The upstream files that must pass completely.
 const CORE: &[&str] = &[
-    "aggregators", "at_modifier", "collision", "functions", "histograms", "literals",
-    "operators", "range_queries", "selectors", "staleness", "subquery", "trig_functions",
-    "name_label_dropping", "limit",
+    "aggregators",
+    "at_modifier",
+    "collision",
+    "functions",
+    "histograms",
+    "literals",
+    "operators",
+    "range_queries",
+    "selectors",
+    "staleness",
+    "subquery",
+    "trig_functions",
+    "name_label_dropping",
+    "limit",
 ];
 
 fn run_dir(dir: &Path) -> Vec<FileReport> {
@@ -23,7 +34,11 @@ fn run_dir(dir: &Path) -> Vec<FileReport> {
     paths
         .iter()
         .map(|path| {
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_owned();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("?")
+                .to_owned();
             let text = std::fs::read_to_string(path).expect("readable test file");
             // A file the runner cannot read (syntax of a feature not
             // implemented) counts as one failure rather than aborting.
@@ -49,9 +64,15 @@ fn print(reports: &[FileReport]) {
 
 #[test]
 fn upstream_conformance() {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance/promql"));
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/conformance/promql"
+    ));
     if !dir.exists() {
-        eprintln!("skipping upstream PromQL conformance: {} is absent", dir.display());
+        eprintln!(
+            "skipping upstream PromQL conformance: {} is absent",
+            dir.display()
+        );
         return;
     }
     let reports = run_dir(dir);
@@ -70,6 +91,11 @@ fn own_testdata() {
     print(&reports);
     assert!(!reports.is_empty(), "no testdata files");
     for report in &reports {
-        assert!(report.failed.is_empty(), "{}: {:?}", report.name, report.failed);
+        assert!(
+            report.failed.is_empty(),
+            "{}: {:?}",
+            report.name,
+            report.failed
+        );
     }
 }

@@ -29,9 +29,16 @@ struct Acc {
 }
 
 impl Evaluator<'_, '_> {
-    pub(super) fn eval_aggregate(&self, node: &Expr, agg: &AggregateExpr) -> Result<Val, QueryError> {
+    pub(super) fn eval_aggregate(
+        &self,
+        node: &Expr,
+        agg: &AggregateExpr,
+    ) -> Result<Val, QueryError> {
         let op = agg.op.id();
-        let param_position = self.ctx.position_of(node).and_then(|(_, args)| args.first().copied());
+        let param_position = self
+            .ctx
+            .position_of(node)
+            .and_then(|(_, args)| args.first().copied());
         // Parameters are evaluated before the aggregated expression, as in
         // Prometheus.
         let mut scalar_param = None;
@@ -140,7 +147,9 @@ impl Evaluator<'_, '_> {
                         }
                     }
                     let q = q.get(step).copied().unwrap_or(f64::NAN);
-                    if values.iter().any(|v| !v.is_empty()) && (q.is_nan() || !(0.0..=1.0).contains(&q)) {
+                    if values.iter().any(|v| !v.is_empty())
+                        && (q.is_nan() || !(0.0..=1.0).contains(&q))
+                    {
                         self.ctx.annotate(
                             Severity::Warning,
                             format!("quantile value should be between 0 and 1, got {}", go_g(q)),
@@ -163,10 +172,14 @@ impl Evaluator<'_, '_> {
             T_COUNT_VALUES => {
                 let label = label_param.unwrap_or_default();
                 if let Some(spelling) = self.ctx.query.invalid_utf8.get(&label) {
-                    return Err(QueryError::Execution(format!("invalid label name {spelling}")));
+                    return Err(QueryError::Execution(format!(
+                        "invalid label name {spelling}"
+                    )));
                 }
                 if label.is_empty() {
-                    return Err(QueryError::Execution(format!("invalid label name {label:?}")));
+                    return Err(QueryError::Execution(format!(
+                        "invalid label name {label:?}"
+                    )));
                 }
                 let mut out: Vec<StepSeries> = Vec::new();
                 let mut out_index: HashMap<Labels, usize> = HashMap::new();
@@ -228,7 +241,12 @@ impl Evaluator<'_, '_> {
                     let param = params.get(step).copied().unwrap_or(f64::NAN);
                     if param.is_nan() {
                         return Err(QueryError::Execution(
-                            if op == T_LIMIT_RATIO { "Ratio value is NaN" } else { "Parameter value is NaN" }.into(),
+                            if op == T_LIMIT_RATIO {
+                                "Ratio value is NaN"
+                            } else {
+                                "Parameter value is NaN"
+                            }
+                            .into(),
                         ));
                     }
                     if members.iter().all(Vec::is_empty) {
@@ -256,7 +274,9 @@ impl Evaluator<'_, '_> {
                         for group in &members {
                             for &(i, v) in group {
                                 let offset = input[i].labels.hash() as f64 / u64::MAX as f64;
-                                if (ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio) {
+                                if (ratio >= 0.0 && offset < ratio)
+                                    || (ratio < 0.0 && offset >= 1.0 + ratio)
+                                {
                                     chosen.push((i, v));
                                 }
                             }
@@ -346,9 +366,10 @@ fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     }
 }
 
-/// Go's `%g` for the values that appear in messages.
+/// Go's `%g` for the values that appear in messages (`1.1`, `NaN`,
+/// `+Inf`); the shortest representation, as Go prints these.
 pub(super) fn go_g(v: f64) -> String {
-    format_float(v).replace("+Inf", "+Inf")
+    format_float(v)
 }
 
 fn accumulate(op: u16, acc: &mut Acc, v: f64) {
@@ -390,22 +411,11 @@ fn accumulate(op: u16, acc: &mut Acc, v: f64) {
                 }
             }
             let current = acc.mean + acc.kahan;
-            (acc.mean, acc.kahan) = kahan_add(
-                v / acc.count - current / acc.count,
-                acc.mean,
-                acc.kahan,
-            );
+            (acc.mean, acc.kahan) =
+                kahan_add(v / acc.count - current / acc.count, acc.mean, acc.kahan);
         }
-        T_MIN => {
-            if v < acc.value || acc.value.is_nan() {
-                acc.value = v;
-            }
-        }
-        T_MAX => {
-            if v > acc.value || acc.value.is_nan() {
-                acc.value = v;
-            }
-        }
+        T_MIN if v < acc.value || acc.value.is_nan() => acc.value = v,
+        T_MAX if v > acc.value || acc.value.is_nan() => acc.value = v,
         T_STDDEV | T_STDVAR => {
             let delta = v - acc.mean;
             acc.mean += delta / acc.count;

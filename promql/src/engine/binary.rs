@@ -54,10 +54,7 @@ impl<'a> Matching<'a> {
             Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
             None => (false, Vec::new()),
         };
-        let include = card
-            .labels()
-            .map(|l| l.labels.clone())
-            .unwrap_or_default();
+        let include = card.labels().map(|l| l.labels.clone()).unwrap_or_default();
         Self {
             card,
             on,
@@ -106,12 +103,20 @@ impl Evaluator<'_, '_> {
                     })
                     .collect(),
             )),
-            (Val::Vector(series), Val::Scalar(scalar)) => {
-                Ok(Val::Vector(self.vector_scalar(b.op, series, &scalar, false, return_bool)))
-            }
-            (Val::Scalar(scalar), Val::Vector(series)) => {
-                Ok(Val::Vector(self.vector_scalar(b.op, series, &scalar, true, return_bool)))
-            }
+            (Val::Vector(series), Val::Scalar(scalar)) => Ok(Val::Vector(self.vector_scalar(
+                b.op,
+                series,
+                &scalar,
+                false,
+                return_bool,
+            ))),
+            (Val::Scalar(scalar), Val::Vector(series)) => Ok(Val::Vector(self.vector_scalar(
+                b.op,
+                series,
+                &scalar,
+                true,
+                return_bool,
+            ))),
             (Val::Vector(l), Val::Vector(r)) => {
                 let default_card = if b.op.is_set_operator() {
                     VectorMatchCardinality::ManyToMany
@@ -147,7 +152,11 @@ impl Evaluator<'_, '_> {
         for s in &mut series {
             s.points.retain_mut(|p| {
                 let other = scalar.get(p.step as usize).copied().unwrap_or(f64::NAN);
-                let (l, r) = if scalar_on_left { (other, p.v) } else { (p.v, other) };
+                let (l, r) = if scalar_on_left {
+                    (other, p.v)
+                } else {
+                    (p.v, other)
+                };
                 let (mut v, keep) = apply(op, l, r);
                 // A comparison keeps the vector's value even when the
                 // scalar is on the left.
@@ -211,7 +220,8 @@ impl Evaluator<'_, '_> {
         }
         for s in &mut rhs {
             let sig = matching.signature(&s.labels);
-            s.points.retain(|p| !present[p.step as usize].contains(&sig));
+            s.points
+                .retain(|p| !present[p.step as usize].contains(&sig));
         }
         rhs.retain(|s| !s.points.is_empty());
         lhs.extend(rhs);
@@ -314,13 +324,19 @@ impl Evaluator<'_, '_> {
                 };
                 if !one_to_one && !matched.entry(sig).or_default().insert(out_i as u64) {
                     return Err(QueryError::Execution(
-                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                        "multiple matches for labels: grouping labels must ensure unique matches"
+                            .into(),
                     ));
                 }
                 let target = &mut out[out_i];
-                if target.points.last().is_some_and(|p| p.step as usize == step) {
+                if target
+                    .points
+                    .last()
+                    .is_some_and(|p| p.step as usize == step)
+                {
                     return Err(QueryError::Execution(
-                        "multiple matches for labels: grouping labels must ensure unique matches".into(),
+                        "multiple matches for labels: grouping labels must ensure unique matches"
+                            .into(),
                     ));
                 }
                 target.points.push(StepPoint {

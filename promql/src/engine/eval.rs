@@ -91,7 +91,7 @@ impl Ctx<'_> {
         }
         let n = self.checks.get().wrapping_add(1);
         self.checks.set(n);
-        if n % 64 == 0
+        if n.is_multiple_of(64)
             && let Some(deadline) = self.limits.deadline
             && Instant::now() >= deadline
         {
@@ -154,7 +154,11 @@ fn node_address(node: &Expr) -> usize {
 
 /// Records, for every call and aggregation, its rank among nodes of the
 /// same name in a pre-order walk, which is their order in the source.
-fn index_calls(expr: &Expr, counts: &mut HashMap<String, usize>, out: &mut HashMap<usize, (String, usize)>) {
+fn index_calls(
+    expr: &Expr,
+    counts: &mut HashMap<String, usize>,
+    out: &mut HashMap<usize, (String, usize)>,
+) {
     let mut record = |name: String, node: &Expr, counts: &mut HashMap<String, usize>| {
         let n = counts.entry(name.clone()).or_default();
         out.insert(node_address(node), (name, *n));
@@ -203,7 +207,14 @@ pub(super) fn evaluate(
     }
     validate(expr, limits.enable_experimental)?;
     let step = if instant { 1 } else { range.step };
-    let bounds = time_bounds(expr, range.start, range.end, range.start, range.end, &limits);
+    let bounds = time_bounds(
+        expr,
+        range.start,
+        range.end,
+        range.start,
+        range.end,
+        &limits,
+    );
     let querier = match bounds {
         Some((mint, maxt)) => Some(storage.querier(mint, maxt)?),
         None => None,
@@ -413,6 +424,13 @@ impl Window {
     }
 }
 
+/// Receives one series of a range argument: its labels and samples.
+pub(super) type SeriesVisitor<'a> = dyn FnMut(&Labels, &[Point]) -> Result<(), QueryError> + 'a;
+
+/// Computes a range function's value at a step from the step index, the
+/// window's samples, the series' labels and the window's end.
+pub(super) type WindowFunction<'a> = dyn FnMut(usize, &[Point], &Labels, i64) -> Option<f64> + 'a;
+
 /// Evaluates nodes for the steps `start, start + step, ..., <= end`.
 pub(super) struct Evaluator<'c, 'q> {
     pub ctx: &'c Ctx<'q>,
@@ -475,7 +493,9 @@ impl Evaluator<'_, '_> {
             Expr::Aggregate(agg) => self.eval_aggregate(expr, agg),
             Expr::Call(call) => self.eval_call(expr, call),
             Expr::Binary(b) => self.eval_binary(b),
-            Expr::Extension(_) => Err(QueryError::BadData("unsupported extension expression".into())),
+            Expr::Extension(_) => Err(QueryError::BadData(
+                "unsupported extension expression".into(),
+            )),
         }
     }
 
@@ -550,7 +570,11 @@ impl Evaluator<'_, '_> {
             self.ctx.query_start,
             self.ctx.query_end,
         );
-        let lookback = if range > 0 { range } else { self.ctx.limits.lookback_delta };
+        let lookback = if range > 0 {
+            range
+        } else {
+            self.ctx.limits.lookback_delta
+        };
         let hints = SelectHints {
             start: start - lookback + 1,
             end,
@@ -601,8 +625,15 @@ impl Evaluator<'_, '_> {
                     && sample.t > reference - lookback
                     && !sample.is_stale()
                 {
-                    let v = if timestamps { sample.t as f64 / 1000.0 } else { sample.v };
-                    points.push(StepPoint { step: step as u32, v });
+                    let v = if timestamps {
+                        sample.t as f64 / 1000.0
+                    } else {
+                        sample.v
+                    };
+                    points.push(StepPoint {
+                        step: step as u32,
+                        v,
+                    });
                 }
             }
             if let Some(error) = it.err() {
@@ -651,7 +682,7 @@ impl Evaluator<'_, '_> {
     pub fn for_each_range_series(
         &self,
         expr: &Expr,
-        f: &mut dyn FnMut(&Labels, &[Point]) -> Result<(), QueryError>,
+        f: &mut SeriesVisitor<'_>,
     ) -> Result<(), QueryError> {
         let window = self.window_of(expr)?;
         let first = window.reference(self.start) - window.range;
@@ -720,7 +751,11 @@ impl Evaluator<'_, '_> {
                 for s in series {
                     self.ctx.check()?;
                     buffer.clear();
-                    buffer.extend(s.points.iter().map(|p| Point::new(inner.time(p.step as usize), p.v)));
+                    buffer.extend(
+                        s.points
+                            .iter()
+                            .map(|p| Point::new(inner.time(p.step as usize), p.v)),
+                    );
                     let labels = if s.drop_name {
                         s.labels.drop_metric_name()
                     } else {
@@ -744,7 +779,7 @@ impl Evaluator<'_, '_> {
         &self,
         expr: &Expr,
         drop_name: bool,
-        f: &mut dyn FnMut(usize, &[Point], &Labels, i64) -> Option<f64>,
+        f: &mut WindowFunction<'_>,
     ) -> Result<Vec<StepSeries>, QueryError> {
         let window = self.window_of(expr)?;
         let steps = self.steps();
@@ -766,7 +801,10 @@ impl Evaluator<'_, '_> {
                     }
                 }
                 if let Some(v) = f(step, &samples[lo..hi], labels, reference) {
-                    points.push(StepPoint { step: step as u32, v });
+                    points.push(StepPoint {
+                        step: step as u32,
+                        v,
+                    });
                 }
             }
             if !points.is_empty() {
@@ -804,7 +842,10 @@ impl Evaluator<'_, '_> {
                     }]))
                 }
             }
-            Val::String(s) => Ok(Value::String(StringValue { t: self.start, v: s })),
+            Val::String(s) => Ok(Value::String(StringValue {
+                t: self.start,
+                v: s,
+            })),
             Val::Matrix(series) => Ok(Value::Matrix(series)),
             Val::Vector(series) => {
                 let series = drop_names_and_merge(series)?;
@@ -883,7 +924,10 @@ pub(super) fn drop_names_and_merge(series: Vec<StepSeries>) -> Result<Vec<StepSe
 }
 
 /// Merges two step-sorted point lists that must not share a step.
-pub(super) fn merge_points(a: Vec<StepPoint>, b: Vec<StepPoint>) -> Result<Vec<StepPoint>, QueryError> {
+pub(super) fn merge_points(
+    a: Vec<StepPoint>,
+    b: Vec<StepPoint>,
+) -> Result<Vec<StepPoint>, QueryError> {
     let mut merged = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
@@ -913,6 +957,8 @@ pub(super) fn merge_points(a: Vec<StepPoint>, b: Vec<StepPoint>) -> Result<Vec<S
 
 impl std::fmt::Debug for Ctx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("query", &self.query.text).finish_non_exhaustive()
+        f.debug_struct("Ctx")
+            .field("query", &self.query.text)
+            .finish_non_exhaustive()
     }
 }

@@ -17,20 +17,94 @@ use crate::parser::{Call, Expr};
 
 /// Every function the engine implements.
 const SUPPORTED: &[&str] = &[
-    "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
-    "avg_over_time", "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh",
-    "count_over_time", "days_in_month", "day_of_month", "day_of_week", "day_of_year", "deg",
-    "delta", "deriv", "exp", "floor", "histogram_avg", "histogram_count", "histogram_fraction",
-    "histogram_quantile", "histogram_quantiles", "histogram_stddev", "histogram_stdvar",
-    "histogram_sum", "double_exponential_smoothing", "hour", "idelta", "increase", "irate",
-    "label_replace", "label_join", "last_over_time", "first_over_time", "ln", "log10", "log2",
-    "mad_over_time", "max_over_time", "min_over_time", "minute", "month", "pi",
-    "predict_linear", "present_over_time", "quantile_over_time", "rad", "rate", "resets",
-    "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_desc", "sort_by_label",
-    "sort_by_label_desc", "sqrt", "stddev_over_time", "stdvar_over_time", "sum_over_time",
-    "tan", "tanh", "time", "timestamp", "vector", "year", "ts_of_max_over_time",
-    "ts_of_min_over_time", "ts_of_last_over_time", "ts_of_first_over_time", "start", "end",
-    "step", "range", "min_of", "max_of",
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "deg",
+    "delta",
+    "deriv",
+    "exp",
+    "floor",
+    "histogram_avg",
+    "histogram_count",
+    "histogram_fraction",
+    "histogram_quantile",
+    "histogram_quantiles",
+    "histogram_stddev",
+    "histogram_stdvar",
+    "histogram_sum",
+    "double_exponential_smoothing",
+    "hour",
+    "idelta",
+    "increase",
+    "irate",
+    "label_replace",
+    "label_join",
+    "last_over_time",
+    "first_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "mad_over_time",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "pi",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_desc",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
+    "ts_of_last_over_time",
+    "ts_of_first_over_time",
+    "start",
+    "end",
+    "step",
+    "range",
+    "min_of",
+    "max_of",
 ];
 
 /// Whether the engine implements function `name`.
@@ -339,8 +413,12 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
             while j < b.len() && b[j].is_ascii_digit() {
                 j += 1;
             }
-            let na = std::str::from_utf8(&a[si..i]).unwrap_or("").trim_start_matches('0');
-            let nb = std::str::from_utf8(&b[sj..j]).unwrap_or("").trim_start_matches('0');
+            let na = std::str::from_utf8(&a[si..i])
+                .unwrap_or("")
+                .trim_start_matches('0');
+            let nb = std::str::from_utf8(&b[sj..j])
+                .unwrap_or("")
+                .trim_start_matches('0');
             let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
             if ord != std::cmp::Ordering::Equal {
                 return ord;
@@ -374,13 +452,26 @@ impl Evaluator<'_, '_> {
         let arg_position = |i: usize| position.and_then(|(_, a)| a.get(i).copied());
         let steps = self.steps();
         match name {
-            "time" => Ok(Val::Scalar((0..steps).map(|i| self.time(i) as f64 / 1000.0).collect())),
+            "time" => Ok(Val::Scalar(
+                (0..steps).map(|i| self.time(i) as f64 / 1000.0).collect(),
+            )),
             // The query's own geometry: the outermost query's start and end,
             // its step and its length (0 for instant queries).
-            "start" => Ok(Val::Scalar(vec![self.ctx.query_start as f64 / 1000.0; steps])),
+            "start" => Ok(Val::Scalar(vec![
+                self.ctx.query_start as f64 / 1000.0;
+                steps
+            ])),
             "end" => Ok(Val::Scalar(vec![self.ctx.query_end as f64 / 1000.0; steps])),
-            "step" => Ok(Val::Scalar(vec![self.ctx.query_step as f64 / 1000.0; steps])),
-            "range" => Ok(Val::Scalar(vec![(self.ctx.query_end - self.ctx.query_start) as f64 / 1000.0; steps])),
+            "step" => Ok(Val::Scalar(vec![
+                self.ctx.query_step as f64 / 1000.0;
+                steps
+            ])),
+            "range" => Ok(Val::Scalar(vec![
+                (self.ctx.query_end - self.ctx.query_start)
+                    as f64
+                    / 1000.0;
+                steps
+            ])),
             "min_of" | "max_of" => {
                 let mut values = self.eval_scalar(arg(0)?)?;
                 for e in &args[1..] {
@@ -491,7 +582,11 @@ impl Evaluator<'_, '_> {
                         // max(min, min(max, v)) with Go's NaN semantics.
                         let v = if p.v.is_nan() { p.v } else { p.v.min(hi) };
                         p.v = if v.is_nan() || hi.is_nan() || lo.is_nan() {
-                            if lo.is_nan() || hi.is_nan() { f64::NAN } else { v }
+                            if lo.is_nan() || hi.is_nan() {
+                                f64::NAN
+                            } else {
+                                v
+                            }
                         } else {
                             v.max(lo)
                         };
@@ -538,7 +633,8 @@ impl Evaluator<'_, '_> {
                         series.sort_by(|a, b| {
                             let mut ord = std::cmp::Ordering::Equal;
                             for n in &names {
-                                let (x, y) = (a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
+                                let (x, y) =
+                                    (a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
                                 ord = natural_cmp(x, y);
                                 if ord != std::cmp::Ordering::Equal {
                                     break;
@@ -639,7 +735,10 @@ impl Evaluator<'_, '_> {
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| !**p)
-                    .map(|(i, _)| StepPoint { step: i as u32, v: 1.0 })
+                    .map(|(i, _)| StepPoint {
+                        step: i as u32,
+                        v: 1.0,
+                    })
                     .collect();
                 Ok(Val::Vector(absent_result(arg(0)?, points)))
             }
@@ -657,7 +756,10 @@ impl Evaluator<'_, '_> {
                     .iter()
                     .enumerate()
                     .filter(|(_, p)| !**p)
-                    .map(|(i, _)| StepPoint { step: i as u32, v: 1.0 })
+                    .map(|(i, _)| StepPoint {
+                        step: i as u32,
+                        v: 1.0,
+                    })
                     .collect();
                 Ok(Val::Vector(absent_result(arg(0)?, points)))
             }
@@ -666,25 +768,28 @@ impl Evaluator<'_, '_> {
                 let is_counter = name != "delta";
                 let is_rate = name == "rate";
                 let mut non_counter = Vec::new();
-                let result = self.range_map(arg(0)?, true, &mut |_, samples, labels, reference| {
-                    let value = extrapolated_rate(
-                        samples,
-                        reference - window.range,
-                        reference,
-                        window.range,
-                        is_counter,
-                        is_rate,
-                    );
-                    if is_counter
-                        && value.is_some()
-                        && let Some(metric) = labels.metric_name()
-                        && ![ "_total", "_sum", "_count", "_bucket"].iter().any(|s| metric.ends_with(s))
-                        && !non_counter.iter().any(|m: &String| m == metric)
-                    {
-                        non_counter.push(metric.to_owned());
-                    }
-                    value
-                })?;
+                let result =
+                    self.range_map(arg(0)?, true, &mut |_, samples, labels, reference| {
+                        let value = extrapolated_rate(
+                            samples,
+                            reference - window.range,
+                            reference,
+                            window.range,
+                            is_counter,
+                            is_rate,
+                        );
+                        if is_counter
+                            && value.is_some()
+                            && let Some(metric) = labels.metric_name()
+                            && !["_total", "_sum", "_count", "_bucket"]
+                                .iter()
+                                .any(|s| metric.ends_with(s))
+                            && !non_counter.iter().any(|m: &String| m == metric)
+                        {
+                            non_counter.push(metric.to_owned());
+                        }
+                        value
+                    })?;
                 for metric in non_counter {
                     self.ctx.annotate(
                         Severity::Info,
@@ -696,22 +801,32 @@ impl Evaluator<'_, '_> {
             }
             "irate" | "idelta" => {
                 let is_rate = name == "irate";
-                Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |_, samples, _, _| {
-                    instant_value(samples, is_rate)
-                })?))
+                Ok(Val::Vector(self.range_map(
+                    arg(0)?,
+                    true,
+                    &mut |_, samples, _, _| instant_value(samples, is_rate),
+                )?))
             }
-            "deriv" => Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |_, samples, _, _| {
-                (samples.len() >= 2).then(|| linear_regression(samples, samples[0].t).0)
-            })?)),
+            "deriv" => Ok(Val::Vector(self.range_map(
+                arg(0)?,
+                true,
+                &mut |_, samples, _, _| {
+                    (samples.len() >= 2).then(|| linear_regression(samples, samples[0].t).0)
+                },
+            )?)),
             "predict_linear" => {
                 let duration = self.eval_scalar(arg(1)?)?;
-                Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |step, samples, _, _| {
-                    if samples.len() < 2 {
-                        return None;
-                    }
-                    let (slope, intercept) = linear_regression(samples, self.time(step));
-                    Some(slope * duration[step] + intercept)
-                })?))
+                Ok(Val::Vector(self.range_map(
+                    arg(0)?,
+                    true,
+                    &mut |step, samples, _, _| {
+                        if samples.len() < 2 {
+                            return None;
+                        }
+                        let (slope, intercept) = linear_regression(samples, self.time(step));
+                        Some(slope * duration[step] + intercept)
+                    },
+                )?))
             }
             "double_exponential_smoothing" => {
                 let sf = self.eval_scalar(arg(1)?)?;
@@ -720,11 +835,15 @@ impl Evaluator<'_, '_> {
                 let result = self.range_map(arg(0)?, true, &mut |step, samples, _, _| {
                     let (sf, tf) = (sf[step], tf[step]);
                     if sf <= 0.0 || sf >= 1.0 {
-                        error.get_or_insert_with(|| format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"));
+                        error.get_or_insert_with(|| {
+                            format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}")
+                        });
                         return None;
                     }
                     if tf <= 0.0 || tf >= 1.0 {
-                        error.get_or_insert_with(|| format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"));
+                        error.get_or_insert_with(|| {
+                            format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}")
+                        });
                         return None;
                     }
                     double_exponential_smoothing(samples, sf, tf)
@@ -753,7 +872,10 @@ impl Evaluator<'_, '_> {
                 if warned && let Some(q) = q.iter().find(|q| !(0.0..=1.0).contains(*q)) {
                     self.ctx.annotate(
                         Severity::Warning,
-                        format!("quantile value should be between 0 and 1, got {}", super::aggregate::go_g(*q)),
+                        format!(
+                            "quantile value should be between 0 and 1, got {}",
+                            super::aggregate::go_g(*q)
+                        ),
                         arg_position(0),
                     );
                 }
@@ -761,33 +883,56 @@ impl Evaluator<'_, '_> {
             }
             "mad_over_time" => {
                 let mut buffer = Vec::new();
-                Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |_, samples, _, _| {
-                    if samples.is_empty() {
-                        return None;
-                    }
-                    if samples.iter().any(|s| s.v.is_nan()) {
-                        return Some(f64::NAN);
-                    }
-                    buffer.clear();
-                    buffer.extend(samples.iter().map(|s| s.v));
-                    let median = quantile(0.5, &mut buffer);
-                    buffer.iter_mut().for_each(|v| *v = (*v - median).abs());
-                    Some(quantile(0.5, &mut buffer))
-                })?))
+                Ok(Val::Vector(self.range_map(
+                    arg(0)?,
+                    true,
+                    &mut |_, samples, _, _| {
+                        if samples.is_empty() {
+                            return None;
+                        }
+                        if samples.iter().any(|s| s.v.is_nan()) {
+                            return Some(f64::NAN);
+                        }
+                        buffer.clear();
+                        buffer.extend(samples.iter().map(|s| s.v));
+                        let median = quantile(0.5, &mut buffer);
+                        buffer.iter_mut().for_each(|v| *v = (*v - median).abs());
+                        Some(quantile(0.5, &mut buffer))
+                    },
+                )?))
             }
-            "avg_over_time" | "sum_over_time" | "count_over_time" | "min_over_time"
-            | "max_over_time" | "stddev_over_time" | "stdvar_over_time" | "changes"
-            | "resets" | "present_over_time" | "ts_of_max_over_time" | "ts_of_min_over_time"
-            | "ts_of_last_over_time" | "ts_of_first_over_time" => {
-                Ok(Val::Vector(self.range_map(arg(0)?, true, &mut |_, samples, _, _| {
-                    over_time(name, samples)
-                })?))
-            }
+            "avg_over_time"
+            | "sum_over_time"
+            | "count_over_time"
+            | "min_over_time"
+            | "max_over_time"
+            | "stddev_over_time"
+            | "stdvar_over_time"
+            | "changes"
+            | "resets"
+            | "present_over_time"
+            | "ts_of_max_over_time"
+            | "ts_of_min_over_time"
+            | "ts_of_last_over_time"
+            | "ts_of_first_over_time" => Ok(Val::Vector(self.range_map(
+                arg(0)?,
+                true,
+                &mut |_, samples, _, _| over_time(name, samples),
+            )?)),
             "last_over_time" | "first_over_time" => {
                 let first = name == "first_over_time";
-                Ok(Val::Vector(self.range_map(arg(0)?, false, &mut |_, samples, _, _| {
-                    if first { samples.first() } else { samples.last() }.map(|s| s.v)
-                })?))
+                Ok(Val::Vector(self.range_map(
+                    arg(0)?,
+                    false,
+                    &mut |_, samples, _, _| {
+                        if first {
+                            samples.first()
+                        } else {
+                            samples.last()
+                        }
+                        .map(|s| s.v)
+                    },
+                )?))
             }
             "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
                 self.eval_histogram_function(name, &args, position)
@@ -828,12 +973,12 @@ fn over_time(name: &str, samples: &[Point]) -> Option<f64> {
         }
         "count_over_time" => samples.len() as f64,
         "present_over_time" => 1.0,
-        "min_over_time" => samples.iter().fold(first.v, |m, s| {
-            if s.v < m || m.is_nan() { s.v } else { m }
-        }),
-        "max_over_time" => samples.iter().fold(first.v, |m, s| {
-            if s.v > m || m.is_nan() { s.v } else { m }
-        }),
+        "min_over_time" => samples
+            .iter()
+            .fold(first.v, |m, s| if s.v < m || m.is_nan() { s.v } else { m }),
+        "max_over_time" => samples
+            .iter()
+            .fold(first.v, |m, s| if s.v > m || m.is_nan() { s.v } else { m }),
         "stddev_over_time" => variance(samples).sqrt(),
         "stdvar_over_time" => variance(samples),
         "changes" => samples
@@ -912,4 +1057,3 @@ fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, QueryEr
     }
     Ok(out)
 }
-

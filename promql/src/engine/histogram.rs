@@ -46,8 +46,15 @@ fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
 /// Sorts and merges buckets with equal bounds; `None` without a `+Inf`
 /// bucket. Returns whether monotonicity had to be forced.
 fn prepare(buckets: &mut Vec<Bucket>) -> Option<bool> {
-    buckets.sort_by(|a, b| a.upper_bound.partial_cmp(&b.upper_bound).unwrap_or(std::cmp::Ordering::Equal));
-    if buckets.last().is_none_or(|b| b.upper_bound != f64::INFINITY) {
+    buckets.sort_by(|a, b| {
+        a.upper_bound
+            .partial_cmp(&b.upper_bound)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    if buckets
+        .last()
+        .is_none_or(|b| b.upper_bound != f64::INFINITY)
+    {
         return None;
     }
     // Coalesce buckets with the same upper bound.
@@ -197,7 +204,10 @@ impl Evaluator<'_, '_> {
         // Parameters and the vector argument, by function.
         let (vector_arg, params): (usize, Vec<Vec<f64>>) = match name {
             "histogram_quantile" => (1, vec![self.eval_scalar(arg(0)?)?]),
-            "histogram_fraction" => (2, vec![self.eval_scalar(arg(0)?)?, self.eval_scalar(arg(1)?)?]),
+            "histogram_fraction" => (
+                2,
+                vec![self.eval_scalar(arg(0)?)?, self.eval_scalar(arg(1)?)?],
+            ),
             _ => {
                 let mut qs = Vec::new();
                 for e in &args[2..] {
@@ -215,7 +225,11 @@ impl Evaluator<'_, '_> {
         if name != "histogram_fraction" {
             for (i, q) in params.iter().enumerate() {
                 if let Some(q) = q.iter().find(|q| !(0.0..=1.0).contains(*q) || q.is_nan()) {
-                    let p = if name == "histogram_quantile" { 0 } else { 2 + i };
+                    let p = if name == "histogram_quantile" {
+                        0
+                    } else {
+                        2 + i
+                    };
                     self.ctx.annotate(
                         Severity::Warning,
                         format!("quantile value should be between 0 and 1, got {}", go_g(*q)),
@@ -266,11 +280,11 @@ impl Evaluator<'_, '_> {
         }
         let mut out: Vec<StepSeries> = Vec::with_capacity(groups.len() * outputs);
         for g in &groups {
-            for o in 0..outputs {
+            for param in params.iter().take(outputs) {
                 let labels = match &quantile_label {
                     Some(label) => {
                         let mut builder = LabelsBuilder::new(g.clone());
-                        let q = params[o].first().copied().unwrap_or(f64::NAN);
+                        let q = param.first().copied().unwrap_or(f64::NAN);
                         builder.set(label, &quantile_label_value(q));
                         builder.labels()
                     }
@@ -286,11 +300,14 @@ impl Evaluator<'_, '_> {
         let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); groups.len()];
         let mut cursors = vec![0usize; input.len()];
         let mut non_monotonic: Vec<bool> = vec![false; groups.len()];
+        #[allow(clippy::needless_range_loop)] // `step` indexes several parallel arrays.
         for step in 0..self.steps() {
             self.ctx.check()?;
             buckets.iter_mut().for_each(Vec::clear);
             for (i, s) in input.iter().enumerate() {
-                let Some((g, bound)) = members[i] else { continue };
+                let Some((g, bound)) = members[i] else {
+                    continue;
+                };
                 if let Some(count) = point_at(&s.points, &mut cursors[i], step) {
                     buckets[g].push(Bucket {
                         upper_bound: bound,
@@ -309,7 +326,9 @@ impl Evaluator<'_, '_> {
                 for o in 0..outputs {
                     let v = match (name, prepared) {
                         (_, None) => f64::NAN,
-                        ("histogram_fraction", Some(_)) => bucket_fraction(params[0][step], params[1][step], b),
+                        ("histogram_fraction", Some(_)) => {
+                            bucket_fraction(params[0][step], params[1][step], b)
+                        }
                         (_, Some(_)) => bucket_quantile(params[o][step], b),
                     };
                     out[g * outputs + o].points.push(StepPoint {
