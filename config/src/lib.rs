@@ -75,10 +75,10 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::MessageFormatter as _;
 
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use ember_model::relabel::{RelabelAction, RelabelConfig, RelabelRegex};
 pub use error::{ConfigError, Located};
 pub use expand::expand_env;
 pub use names::{EscapingScheme, ValidationScheme};
-pub use relabel::{RelabelAction, RelabelConfig, RelabelRegex};
 pub use size::{SizeError, format_size, parse_size};
 pub use source_map::Position;
 pub use validated::*;

@@ -1,176 +1,17 @@
-//! `<relabel_config>`: the eleven relabelling actions, their regexes and validation rules.
+//! `<relabel_config>`: building validated rules from YAML.
+//!
+//! The rule types and their application live in `ember_model::relabel` (and
+//! are re-exported here); this module applies Prometheus's defaults and
+//! per-action validation rules, with its error messages.
 
-use std::fmt;
-
+pub use ember_model::relabel::{
+    DEFAULT_REGEX, DEFAULT_REPLACEMENT, DEFAULT_SEPARATOR, RelabelAction, RelabelConfig,
+    RelabelRegex,
+};
 use regex::Regex;
 
 use crate::names::ValidationScheme;
 use crate::raw::RawRelabelConfig;
-
-/// Default `separator`.
-pub const DEFAULT_SEPARATOR: &str = ";";
-/// Default `regex`.
-pub const DEFAULT_REGEX: &str = "(.*)";
-/// Default `replacement`.
-pub const DEFAULT_REPLACEMENT: &str = "$1";
-
-/// What a relabelling step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RelabelAction {
-    /// Set `target_label` to `replacement` (with capture groups) when `regex` matches.
-    Replace,
-    /// Drop the target or series unless `regex` matches.
-    Keep,
-    /// Drop the target or series when `regex` matches.
-    Drop,
-    /// Drop unless the joined source labels equal the value of `target_label`.
-    KeepEqual,
-    /// Drop when the joined source labels equal the value of `target_label`.
-    DropEqual,
-    /// Set `target_label` to a hash of the joined source labels modulo `modulus`.
-    HashMod,
-    /// Copy labels whose names match `regex` to names built from `replacement`.
-    LabelMap,
-    /// Remove labels whose names match `regex`.
-    LabelDrop,
-    /// Remove labels whose names do not match `regex`.
-    LabelKeep,
-    /// Set `target_label` to the joined source labels in lower case.
-    Lowercase,
-    /// Set `target_label` to the joined source labels in upper case.
-    Uppercase,
-}
-
-impl RelabelAction {
-    /// Every action, in the order of the documentation.
-    pub const ALL: [Self; 11] = [
-        Self::Replace,
-        Self::Keep,
-        Self::Drop,
-        Self::KeepEqual,
-        Self::DropEqual,
-        Self::HashMod,
-        Self::LabelMap,
-        Self::LabelDrop,
-        Self::LabelKeep,
-        Self::Lowercase,
-        Self::Uppercase,
-    ];
-
-    /// Parses an action; like Prometheus, the spelling is case-insensitive.
-    pub fn from_config(text: &str) -> Option<Self> {
-        let lower = text.to_ascii_lowercase();
-        Self::ALL
-            .into_iter()
-            .find(|action| action.as_str() == lower)
-    }
-
-    /// The canonical (lower-case) spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Replace => "replace",
-            Self::Keep => "keep",
-            Self::Drop => "drop",
-            Self::KeepEqual => "keepequal",
-            Self::DropEqual => "dropequal",
-            Self::HashMod => "hashmod",
-            Self::LabelMap => "labelmap",
-            Self::LabelDrop => "labeldrop",
-            Self::LabelKeep => "labelkeep",
-            Self::Lowercase => "lowercase",
-            Self::Uppercase => "uppercase",
-        }
-    }
-}
-
-impl fmt::Display for RelabelAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A relabelling regex: RE2 syntax, anchored at both ends like Prometheus's.
-///
-/// Prometheus compiles `^(?s:<regex>)$`: the expression must match the whole value, and
-/// `.` also matches a newline. The text as written is kept for display and equality.
-#[derive(Clone)]
-pub struct RelabelRegex {
-    original: String,
-    compiled: Regex,
-}
-
-impl RelabelRegex {
-    /// Compiles `original` anchored at both ends.
-    ///
-    /// ```
-    /// let regex = ember_config::RelabelRegex::new("foo|bar").unwrap();
-    /// assert!(regex.is_match("bar"));
-    /// assert!(!regex.is_match("foobar"));
-    /// assert_eq!(regex.as_str(), "foo|bar");
-    /// ```
-    pub fn new(original: &str) -> Result<Self, regex::Error> {
-        let compiled = Regex::new(&format!("^(?s:{original})$"))?;
-        Ok(Self {
-            original: original.to_owned(),
-            compiled,
-        })
-    }
-
-    /// The regex as written in the configuration.
-    pub fn as_str(&self) -> &str {
-        &self.original
-    }
-
-    /// The anchored, compiled regex.
-    pub fn regex(&self) -> &Regex {
-        &self.compiled
-    }
-
-    /// Whether the whole of `value` matches.
-    pub fn is_match(&self, value: &str) -> bool {
-        self.compiled.is_match(value)
-    }
-}
-
-impl PartialEq for RelabelRegex {
-    fn eq(&self, other: &Self) -> bool {
-        self.original == other.original
-    }
-}
-
-impl Eq for RelabelRegex {}
-
-impl fmt::Debug for RelabelRegex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RelabelRegex").field(&self.original).finish()
-    }
-}
-
-impl fmt::Display for RelabelRegex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.original)
-    }
-}
-
-/// A validated relabelling step with every default applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelabelConfig {
-    /// Labels whose values are joined with `separator` to form the input.
-    pub source_labels: Vec<String>,
-    /// Joins the source label values (default `;`).
-    pub separator: String,
-    /// The label written by `replace`, `hashmod`, `lowercase`, `uppercase`, or compared
-    /// by `keepequal` / `dropequal`. May contain `$1`-style references for `replace`.
-    pub target_label: String,
-    /// Anchored regex (default `(.*)`).
-    pub regex: RelabelRegex,
-    /// Modulus for `hashmod` (0 when unused).
-    pub modulus: u64,
-    /// Replacement template (default `$1`).
-    pub replacement: String,
-    /// The action (default `replace`).
-    pub action: RelabelAction,
-}
 
 /// A relabel rule that Prometheus would reject; `field` is the offending key, if one is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,156 +73,158 @@ fn is_valid_name_with_variables(scheme: ValidationScheme, text: &str) -> bool {
     }
 }
 
-impl RelabelConfig {
-    /// Applies defaults and Prometheus's per-action rules to one raw rule.
-    pub(crate) fn from_raw(
-        raw: &RawRelabelConfig,
-        scheme: ValidationScheme,
-    ) -> Result<Self, RuleError> {
-        let action = match raw.action.as_deref() {
-            None => RelabelAction::Replace,
-            Some("") => return Err(rule_error(Some("action"), "relabel action cannot be empty")),
-            Some(text) => RelabelAction::from_config(text).ok_or_else(|| {
-                let known: Vec<&str> = RelabelAction::ALL.iter().map(|a| a.as_str()).collect();
-                rule_error(
-                    Some("action"),
-                    format!(
-                        "unknown relabel action {text:?}, expected one of {}",
-                        known.join(", ")
-                    ),
-                )
-            })?,
-        };
-        let source_labels = raw.source_labels.clone().unwrap_or_default();
-        for name in &source_labels {
-            if !scheme.is_valid_label_name(name) {
-                return Err(rule_error(
-                    Some("source_labels"),
-                    format!("{name:?} is not a valid label name"),
-                ));
-            }
-        }
-        let regex_text = explicit_or(&raw.regex, DEFAULT_REGEX);
-        let regex = RelabelRegex::new(regex_text).map_err(|error| {
+/// Applies defaults and Prometheus's per-action rules to one raw rule.
+pub(crate) fn relabel_from_raw(
+    raw: &RawRelabelConfig,
+    scheme: ValidationScheme,
+) -> Result<RelabelConfig, RuleError> {
+    let action = match raw.action.as_deref() {
+        None => RelabelAction::Replace,
+        Some("") => return Err(rule_error(Some("action"), "relabel action cannot be empty")),
+        Some(text) => RelabelAction::from_config(text).ok_or_else(|| {
+            let known: Vec<&str> = RelabelAction::ALL.iter().map(|a| a.as_str()).collect();
             rule_error(
-                Some("regex"),
+                Some("action"),
                 format!(
-                    "invalid regex {regex_text:?}: {}",
-                    regex_error_summary(regex_text, &error)
+                    "unknown relabel action {text:?}, expected one of {}",
+                    known.join(", ")
                 ),
             )
-        })?;
-        let config = Self {
-            source_labels,
-            separator: explicit_or(&raw.separator, DEFAULT_SEPARATOR).to_owned(),
-            target_label: raw.target_label.clone().unwrap_or_default(),
-            regex,
-            modulus: raw.modulus.unwrap_or(0),
-            replacement: explicit_or(&raw.replacement, DEFAULT_REPLACEMENT).to_owned(),
-            action,
-        };
-        config.check(raw, scheme)?;
-        Ok(config)
+        })?,
+    };
+    let source_labels = raw.source_labels.clone().unwrap_or_default();
+    for name in &source_labels {
+        if !scheme.is_valid_label_name(name) {
+            return Err(rule_error(
+                Some("source_labels"),
+                format!("{name:?} is not a valid label name"),
+            ));
+        }
     }
+    let regex_text = explicit_or(&raw.regex, DEFAULT_REGEX);
+    let regex = RelabelRegex::new(regex_text).map_err(|error| {
+        rule_error(
+            Some("regex"),
+            format!(
+                "invalid regex {regex_text:?}: {}",
+                regex_error_summary(regex_text, &error)
+            ),
+        )
+    })?;
+    let config = RelabelConfig {
+        source_labels,
+        separator: explicit_or(&raw.separator, DEFAULT_SEPARATOR).to_owned(),
+        target_label: raw.target_label.clone().unwrap_or_default(),
+        regex,
+        modulus: raw.modulus.unwrap_or(0),
+        replacement: explicit_or(&raw.replacement, DEFAULT_REPLACEMENT).to_owned(),
+        action,
+    };
+    check(&config, raw, scheme)?;
+    Ok(config)
+}
 
-    /// Prometheus's `relabel.Config.Validate`, rule by rule and with its messages.
-    fn check(&self, raw: &RawRelabelConfig, scheme: ValidationScheme) -> Result<(), RuleError> {
-        use RelabelAction::*;
-        let action = self.action;
-        let target = self.target_label.as_str();
-        if action == HashMod && self.modulus == 0 {
-            return Err(rule_error(
-                Some("modulus"),
-                "relabel configuration for hashmod requires non-zero modulus",
-            ));
-        }
-        let writes_target = matches!(
-            action,
-            Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual
-        );
-        if writes_target && target.is_empty() {
-            return Err(rule_error(
-                Some("target_label"),
-                format!("relabel configuration for {action} action requires 'target_label' value"),
-            ));
-        }
-        let invalid_target = || {
-            rule_error(
-                Some("target_label"),
-                format!("{target:?} is invalid 'target_label' for {action} action"),
-            )
+/// Prometheus's `relabel.Config.Validate`, rule by rule and with its messages.
+fn check(
+    config: &RelabelConfig,
+    raw: &RawRelabelConfig,
+    scheme: ValidationScheme,
+) -> Result<(), RuleError> {
+    use RelabelAction::*;
+    let action = config.action;
+    let target = config.target_label.as_str();
+    if action == HashMod && config.modulus == 0 {
+        return Err(rule_error(
+            Some("modulus"),
+            "relabel configuration for hashmod requires non-zero modulus",
+        ));
+    }
+    let writes_target = matches!(
+        action,
+        Replace | HashMod | Lowercase | Uppercase | KeepEqual | DropEqual
+    );
+    if writes_target && target.is_empty() {
+        return Err(rule_error(
+            Some("target_label"),
+            format!("relabel configuration for {action} action requires 'target_label' value"),
+        ));
+    }
+    let invalid_target = || {
+        rule_error(
+            Some("target_label"),
+            format!("{target:?} is invalid 'target_label' for {action} action"),
+        )
+    };
+    if action == Replace {
+        let valid = if has_template_variable(target) {
+            is_valid_name_with_variables(scheme, target)
+        } else {
+            scheme.is_valid_label_name(target)
         };
-        if action == Replace {
-            let valid = if has_template_variable(target) {
-                is_valid_name_with_variables(scheme, target)
-            } else {
-                scheme.is_valid_label_name(target)
-            };
-            if !valid {
-                return Err(invalid_target());
-            }
-        }
-        if matches!(
-            action,
-            Lowercase | Uppercase | KeepEqual | DropEqual | HashMod
-        ) && !scheme.is_valid_label_name(target)
-        {
+        if !valid {
             return Err(invalid_target());
         }
-        if matches!(action, Lowercase | Uppercase | KeepEqual | DropEqual)
-            && self.replacement != DEFAULT_REPLACEMENT
-        {
+    }
+    if matches!(
+        action,
+        Lowercase | Uppercase | KeepEqual | DropEqual | HashMod
+    ) && !scheme.is_valid_label_name(target)
+    {
+        return Err(invalid_target());
+    }
+    if matches!(action, Lowercase | Uppercase | KeepEqual | DropEqual)
+        && config.replacement != DEFAULT_REPLACEMENT
+    {
+        return Err(rule_error(
+            Some("replacement"),
+            format!("'replacement' can not be set for {action} action"),
+        ));
+    }
+    if action == LabelMap && !is_valid_name_with_variables(scheme, &config.replacement) {
+        return Err(rule_error(
+            Some("replacement"),
+            format!(
+                "{:?} is invalid 'replacement' for {action} action",
+                config.replacement
+            ),
+        ));
+    }
+    if matches!(action, KeepEqual | DropEqual) {
+        let offending = [
+            ("regex", config.regex.as_str() != DEFAULT_REGEX),
+            ("modulus", config.modulus != 0),
+            ("separator", config.separator != DEFAULT_SEPARATOR),
+            ("replacement", config.replacement != DEFAULT_REPLACEMENT),
+        ]
+        .into_iter()
+        .find(|(_, changed)| *changed);
+        if let Some((field, _)) = offending {
             return Err(rule_error(
-                Some("replacement"),
-                format!("'replacement' can not be set for {action} action"),
-            ));
-        }
-        if action == LabelMap && !is_valid_name_with_variables(scheme, &self.replacement) {
-            return Err(rule_error(
-                Some("replacement"),
+                Some(field),
                 format!(
-                    "{:?} is invalid 'replacement' for {action} action",
-                    self.replacement
+                    "{action} action requires only 'source_labels' and `target_label`, and no other fields"
                 ),
             ));
         }
-        if matches!(action, KeepEqual | DropEqual) {
-            let offending = [
-                ("regex", self.regex.as_str() != DEFAULT_REGEX),
-                ("modulus", self.modulus != 0),
-                ("separator", self.separator != DEFAULT_SEPARATOR),
-                ("replacement", self.replacement != DEFAULT_REPLACEMENT),
-            ]
-            .into_iter()
-            .find(|(_, changed)| *changed);
-            if let Some((field, _)) = offending {
-                return Err(rule_error(
-                    Some(field),
-                    format!(
-                        "{action} action requires only 'source_labels' and `target_label`, and no other fields"
-                    ),
-                ));
-            }
-        }
-        if matches!(action, LabelDrop | LabelKeep) {
-            let offending = [
-                ("source_labels", raw.source_labels.is_some()),
-                ("target_label", !target.is_empty()),
-                ("modulus", self.modulus != 0),
-                ("separator", self.separator != DEFAULT_SEPARATOR),
-                ("replacement", self.replacement != DEFAULT_REPLACEMENT),
-            ]
-            .into_iter()
-            .find(|(_, present)| *present);
-            if let Some((field, _)) = offending {
-                return Err(rule_error(
-                    Some(field),
-                    format!("{action} action requires only 'regex', and no other fields"),
-                ));
-            }
-        }
-        Ok(())
     }
+    if matches!(action, LabelDrop | LabelKeep) {
+        let offending = [
+            ("source_labels", raw.source_labels.is_some()),
+            ("target_label", !target.is_empty()),
+            ("modulus", config.modulus != 0),
+            ("separator", config.separator != DEFAULT_SEPARATOR),
+            ("replacement", config.replacement != DEFAULT_REPLACEMENT),
+        ]
+        .into_iter()
+        .find(|(_, present)| *present);
+        if let Some((field, _)) = offending {
+            return Err(rule_error(
+                Some(field),
+                format!("{action} action requires only 'regex', and no other fields"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -412,7 +255,7 @@ mod tests {
     type Pairs<'a> = &'a [(&'a str, &'a str)];
 
     fn check(pairs: &[(&str, &str)]) -> Result<RelabelConfig, RuleError> {
-        RelabelConfig::from_raw(&rule(pairs), ValidationScheme::Utf8)
+        relabel_from_raw(&rule(pairs), ValidationScheme::Utf8)
     }
 
     #[test]
@@ -528,7 +371,7 @@ mod tests {
     #[test]
     fn target_labels_follow_the_validation_scheme() {
         let legacy = |pairs: &[(&str, &str)]| {
-            RelabelConfig::from_raw(&rule(pairs), ValidationScheme::Legacy)
+            relabel_from_raw(&rule(pairs), ValidationScheme::Legacy)
         };
         assert!(check(&[("target_label", "app.io/name")]).is_ok());
         assert!(legacy(&[("target_label", "app.io/name")]).is_err());

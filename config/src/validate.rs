@@ -23,7 +23,7 @@ use crate::error::{ConfigError, Located};
 use crate::expand::expand_env;
 use crate::names::{EscapingScheme, ValidationScheme};
 use crate::raw::*;
-use crate::relabel::RelabelConfig;
+use crate::relabel::{RelabelConfig, relabel_from_raw};
 use crate::size::parse_size;
 use crate::source_map::{SourceMap, child_index, child_key};
 use crate::validated::*;
@@ -303,7 +303,7 @@ impl<'a> Validator<'a> {
         let mut configs = Vec::new();
         for (index, raw) in raws.into_iter().flatten().enumerate() {
             let item = child_index(path, index);
-            let config = RelabelConfig::from_raw(raw, scheme).map_err(|error| {
+            let config = relabel_from_raw(raw, scheme).map_err(|error| {
                 let field = error
                     .field
                     .map_or_else(|| item.clone(), |field| child_key(&item, field));

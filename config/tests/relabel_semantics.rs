@@ -1,7 +1,10 @@
-//! Each case: input labels, rules as users write them in YAML, and the
-//! expected output (or `None` for dropped).
+//! Relabeling semantics end to end: rules as users write them in YAML,
+//! validated by this crate, applied by `ember_model::relabel`. Each case:
+//! input labels, rules, and the expected output (or `None` for dropped).
 
-use super::*;
+use ember_config::RelabelConfig;
+use ember_model::labels::Labels;
+use ember_model::relabel::process_labels;
 
 fn rules(yaml: &str) -> Vec<RelabelConfig> {
     let indented: String = yaml.lines().map(|l| format!("      {l}\n")).collect();

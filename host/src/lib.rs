@@ -27,7 +27,6 @@ pub mod cli;
 pub mod discovery;
 pub mod http_client;
 pub mod logging;
-pub mod relabel;
 pub mod reload;
 pub mod scrape;
 pub mod self_metrics;

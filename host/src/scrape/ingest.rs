@@ -27,7 +27,7 @@ use ember_model::metadata::Metadata;
 use ember_model::sample::{Exemplar, stale_nan};
 use ember_model::storage::{AppendError, Appender, SeriesRef, StorageError};
 
-use crate::relabel;
+use ember_model::relabel;
 
 /// Per-pool settings that shape ingestion.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use ember_config::{ScrapeConfig, format_duration, parse_duration};
 use ember_model::labels::{Labels, LabelsBuilder};
 use ember_model::metadata::Metadata;
 
-use crate::relabel;
+use ember_model::relabel;
 
 pub const ADDRESS_LABEL: &str = "__address__";
 pub const SCHEME_LABEL: &str = "__scheme__";
