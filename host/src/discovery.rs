@@ -8,7 +8,7 @@
 //! - a [`Discoverer`] runs one discovery configuration and sends updates of
 //!   [`TargetGroup`]s on a channel. The built-in ones are
 //!   [`StaticDiscoverer`] (`static_configs`), [`FileDiscoverer`]
-//!   (`file_sd_configs`, files watched with inotify and re-read every
+//!   (`file_sd_configs`, files watched for changes and re-read every
 //!   `refresh_interval`) and [`HttpDiscoverer`] (`http_sd_configs`, polled);
 //! - the [`DiscoveryManager`] runs one provider per distinct configuration,
 //!   shares it between the sets (jobs) that use the same configuration, keeps
@@ -22,6 +22,24 @@
 //! as a [`ProviderConfig::External`]. Mechanisms Ember does not implement
 //! (Kubernetes, Consul, ...) find no targets; configuration loading has already
 //! warned about them.
+//!
+//! Deliberate differences from Prometheus, none visible to a consumer that
+//! follows the contract: a file discovery refresh sends one update for all
+//! its files rather than one per file; the manager publishes only when a
+//! group actually changed (or after [`DiscoveryManager::apply`]); groups are
+//! in a stable order (by provider, then source); file discovery keeps
+//! re-reading every `refresh_interval` when no file watcher can be created,
+//! where Prometheus stops; and the URL in HTTP discovery's sources and
+//! `__meta_url` is the parsed URL's canonical form (a default port such as
+//! `:80` is dropped, an empty path becomes `/`).
+//!
+//! Self-metrics, Prometheus's with `ember_` for `prometheus_`:
+//! `ember_sd_discovered_targets{config, name}`,
+//! `ember_sd_received_updates_total{name}`, `ember_sd_updates_total{name}` and
+//! `ember_sd_failed_configs{name}` per manager (`name` is the manager's,
+//! `config` the set's), and `ember_sd_file_read_errors_total`,
+//! `ember_sd_file_mtime_seconds{filename}` and `ember_sd_http_failures_total`
+//! for the mechanisms ([`DiscovererMetrics`]).
 //!
 //! ```no_run
 //! use std::collections::HashMap;

@@ -288,3 +288,28 @@ fn content_types_are_matched_as_prometheus_matches_them() {
         assert!(!is_json_content_type(rejected), "{rejected:?}");
     }
 }
+
+#[tokio::test]
+async fn requests_carry_the_http_config_authentication_and_headers() {
+    use ember_config::{BasicAuth, HttpHeader, Secret, SecretSource};
+    let (endpoint, url) = serve(Reply::json("[]")).await;
+    let mut config = config(&url, Duration::from_secs(60));
+    config.http_client.basic_auth = Some(BasicAuth {
+        username: Some(SecretSource::Inline(Secret::new("sd-user"))),
+        password: Some(SecretSource::Inline(Secret::new("sd-pass"))),
+    });
+    config.http_client.http_headers.insert(
+        "X-Team".to_owned(),
+        HttpHeader {
+            values: vec!["observability".to_owned()],
+            ..HttpHeader::default()
+        },
+    );
+    let mut rx = start(HttpDiscoverer::new(&config, &metrics()).unwrap());
+    assert!(next_update(&mut rx, "the first fetch").await.is_empty());
+
+    let request = &endpoint.requests()[0];
+    // base64("sd-user:sd-pass")
+    assert_eq!(request[header::AUTHORIZATION], "Basic c2QtdXNlcjpzZC1wYXNz");
+    assert_eq!(request["x-team"], "observability");
+}
