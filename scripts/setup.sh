@@ -6,6 +6,9 @@
 #
 # What it sets up:
 #   - rustfmt and clippy for the rustup toolchain;
+#   - with --test-peers: the real programs the black-box tests talk to
+#     (Prometheus 2.42 with promtool, node_exporter) from Debian, and the
+#     Python client library for an instrumented test app;
 #   - a WebAssembly toolchain for plugins: rustup's wasm32-unknown-unknown
 #     target if it can be had, else Debian's rustc-web route (rustc 1.96 with
 #     the standard library's source, built with -Zbuild-std, and lld's
@@ -96,5 +99,25 @@ ENV
     log "wasm toolchain route: $route (recorded in target/wasm-toolchain.env)"
 }
 
+ensure_test_peers() {
+    # Debian's packages start their services on install where an init system
+    # runs; the tests start their own instances instead, so keep them off.
+    local policy=/usr/sbin/policy-rc.d created_policy=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod +x "$policy"
+        created_policy=1
+    fi
+    apt_install prometheus prometheus-node-exporter
+    [ -n "$created_policy" ] && as_root rm -f "$policy"
+    if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+        log "pip install prometheus-client"
+        python3 -m pip install --quiet --disable-pip-version-check prometheus-client
+    fi
+}
+
 ensure_rust_components
 ensure_wasm_toolchain
+if [ "${1:-}" = "--test-peers" ]; then
+    ensure_test_peers
+fi
