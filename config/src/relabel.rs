@@ -370,9 +370,8 @@ mod tests {
 
     #[test]
     fn target_labels_follow_the_validation_scheme() {
-        let legacy = |pairs: &[(&str, &str)]| {
-            relabel_from_raw(&rule(pairs), ValidationScheme::Legacy)
-        };
+        let legacy =
+            |pairs: &[(&str, &str)]| relabel_from_raw(&rule(pairs), ValidationScheme::Legacy);
         assert!(check(&[("target_label", "app.io/name")]).is_ok());
         assert!(legacy(&[("target_label", "app.io/name")]).is_err());
         assert!(legacy(&[("target_label", "${1}_x")]).is_ok());

@@ -628,6 +628,14 @@ fn parse_eval(word: &str, rest: &str, body: &[&str], line: usize) -> Result<Eval
     Ok(command)
 }
 
+/// Drops one pair of surrounding double quotes (upstream accepts
+/// `expect fail msg: "..."`).
+fn unquote(text: &str) -> &str {
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text)
+}
+
 fn after_words(text: &str, n: usize) -> &str {
     let mut rest = text.trim_start();
     for _ in 0..n {
@@ -654,8 +662,8 @@ fn parse_expect(command: &mut EvalCommand, directive: &str) -> Result<(), String
     match kind {
         "fail" => {
             command.fail = Some(match mode {
-                "msg" => FailExpectation::Message(argument.to_owned()),
-                "regex" => FailExpectation::Regex(argument.to_owned()),
+                "msg" => FailExpectation::Message(unquote(argument).to_owned()),
+                "regex" => FailExpectation::Regex(unquote(argument).to_owned()),
                 _ => FailExpectation::Any,
             });
         }
@@ -764,10 +772,10 @@ fn run_eval(engine: &Engine, storage: &MemStorage, command: &EvalCommand) -> Res
     let options = QueryOptions::default();
     if let Some((start, end, step)) = command.range {
         let result = engine.range_query(storage, &query, start, end, step, &options);
-        return check(command, result, true, Some((start, end, step)));
+        return check(command, result, Some((start, end, step)));
     }
     let result = engine.instant_query(storage, &query, command.at, &options);
-    check(command, result, true, None)
+    check(command, result, None)
         .map_err(|e| format!("instant query at {}: {e}", command.at))?;
     check_range_mode(engine, storage, command, &query, command.at)?;
     // Upstream's `@` variants.
@@ -786,7 +794,7 @@ fn run_eval(engine: &Engine, storage: &MemStorage, command: &EvalCommand) -> Res
     };
     for t in times {
         let result = engine.instant_query(storage, &pinned, t, &options);
-        check(command, result, false, None).map_err(|e| format!("@ variant at {t}: {e}"))?;
+        check(command, result, None).map_err(|e| format!("@ variant at {t}: {e}"))?;
         check_range_mode(engine, storage, command, &pinned, t)
             .map_err(|e| format!("@ variant at {t}: {e}"))?;
     }
@@ -803,7 +811,6 @@ fn check_range_mode(
     t: i64,
 ) -> Result<(), String> {
     if command.fail.is_some()
-        || command.ordered
         || command.range_vector.is_some()
         || command.expected_string.is_some()
     {
@@ -834,9 +841,17 @@ fn check_range_mode(
             &QueryOptions::default(),
         )
         .map_err(|e| format!("range mode: unexpected error {e}"))?;
+    // Ordering is not defined for range queries; upstream only requires
+    // the range query to succeed.
+    if command.ordered {
+        return Ok(());
+    }
     let Value::Matrix(matrix) = result.value else {
         return Err("range mode: not a matrix".into());
     };
+    if matrix.windows(2).any(|w| w[0].metric > w[1].metric) {
+        return Err("range mode: matrix not sorted by labels".into());
+    }
     let vector: Vec<crate::value::Sample> = matrix
         .into_iter()
         .filter_map(|s| {
@@ -883,7 +898,6 @@ fn check_failure(command: &EvalCommand, message: &str) -> Result<(), String> {
 fn check(
     command: &EvalCommand,
     result: Result<QueryResult, crate::engine::QueryError>,
-    check_messages: bool,
     range: Option<(i64, i64, i64)>,
 ) -> Result<(), String> {
     let result = match result {
@@ -903,8 +917,8 @@ fn check(
     }
     let warnings: Vec<&str> = result.annotations.warnings().collect();
     let infos: Vec<&str> = result.annotations.infos().collect();
-    check_annotations("warning", &command.warn, &warnings, check_messages)?;
-    check_annotations("info", &command.info, &infos, check_messages)?;
+    check_annotations("warning", &command.warn, &warnings)?;
+    check_annotations("info", &command.info, &infos)?;
     compare(command, &result.value, range)
 }
 
@@ -912,7 +926,6 @@ fn check_annotations(
     kind: &str,
     expectation: &AnnotationExpectation,
     got: &[&str],
-    check_messages: bool,
 ) -> Result<(), String> {
     if expectation.none && !got.is_empty() {
         return Err(format!("unexpected {kind}s: {got:?}"));
@@ -922,18 +935,31 @@ fn check_annotations(
     if expects_some && got.is_empty() {
         return Err(format!("expected {kind}s, got none"));
     }
-    if !check_messages {
+    if expectation.messages.is_empty() && expectation.regexes.is_empty() {
         return Ok(());
     }
+    let regexes = expectation
+        .regexes
+        .iter()
+        .map(|p| regex::Regex::new(p).map_err(|e| format!("bad regex {p:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every expectation must match an annotation, and every annotation an
+    // expectation.
     for message in &expectation.messages {
         if !got.contains(&message.as_str()) {
             return Err(format!("expected {kind} {message:?}, got {got:?}"));
         }
     }
-    for pattern in &expectation.regexes {
-        let regex = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
+    for regex in &regexes {
         if !got.iter().any(|g| regex.is_match(g)) {
-            return Err(format!("expected {kind} matching {pattern:?}, got {got:?}"));
+            return Err(format!("expected {kind} matching {:?}, got {got:?}", regex.as_str()));
+        }
+    }
+    for annotation in got {
+        if !expectation.messages.iter().any(|m| m == annotation)
+            && !regexes.iter().any(|r| r.is_match(annotation))
+        {
+            return Err(format!("unexpected {kind} {annotation:?}"));
         }
     }
     Ok(())

@@ -568,3 +568,65 @@ async fn file_changes_flow_through_to_publications() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_prometheus_configuration_discovers_its_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("targets")).unwrap();
+    std::fs::write(
+        dir.path().join("targets/web.yml"),
+        "- targets: ['web-1:8080', 'web-2:8080']\n  labels: {tier: front}\n",
+    )
+    .unwrap();
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &path,
+        r#"
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ['localhost:9100']
+        labels: {env: dev}
+  - job_name: web
+    file_sd_configs:
+      - files: ['targets/*.yml']
+  - job_name: k8s
+    kubernetes_sd_configs:
+      - role: pod
+"#,
+    )
+    .unwrap();
+    let config = ember_config::load_file(&path).expect("valid configuration");
+
+    let registry = Registry::new();
+    let manager = manager(&registry, FAST);
+    let mut rx = manager.subscribe();
+    manager.apply(
+        config
+            .scrape_configs
+            .iter()
+            .map(|job| (job.job_name.clone(), job.service_discovery.clone()))
+            .collect(),
+    );
+    let published = publication(&mut rx, "the file targets", |sets| {
+        set_addresses(sets, "web").is_some_and(|found| !found.is_empty())
+    })
+    .await;
+    assert_eq!(
+        set_addresses(&published, "web").unwrap(),
+        ["web-1:8080", "web-2:8080"]
+    );
+    let web = &published["web"][0];
+    assert_eq!(web.labels["tier"], "front");
+    // Relative patterns are resolved against the configuration's directory.
+    assert_eq!(
+        web.labels[crate::discovery::FILEPATH_LABEL],
+        dir.path().join("targets/web.yml").display().to_string()
+    );
+    assert_eq!(
+        set_addresses(&published, "node").unwrap(),
+        ["localhost:9100"]
+    );
+    assert_eq!(published["node"][0].labels["env"], "dev");
+    assert_eq!(published["k8s"], []);
+}
