@@ -775,8 +775,7 @@ fn run_eval(engine: &Engine, storage: &MemStorage, command: &EvalCommand) -> Res
         return check(command, result, Some((start, end, step)));
     }
     let result = engine.instant_query(storage, &query, command.at, &options);
-    check(command, result, None)
-        .map_err(|e| format!("instant query at {}: {e}", command.at))?;
+    check(command, result, None).map_err(|e| format!("instant query at {}: {e}", command.at))?;
     check_range_mode(engine, storage, command, &query, command.at)?;
     // Upstream's `@` variants.
     let Ok(at) = AtModifier::try_from(command.at as f64 / 1000.0) else {
@@ -810,9 +809,7 @@ fn check_range_mode(
     query: &parser::Query,
     t: i64,
 ) -> Result<(), String> {
-    if command.fail.is_some()
-        || command.range_vector.is_some()
-        || command.expected_string.is_some()
+    if command.fail.is_some() || command.range_vector.is_some() || command.expected_string.is_some()
     {
         return Ok(());
     }
@@ -952,7 +949,10 @@ fn check_annotations(
     }
     for regex in &regexes {
         if !got.iter().any(|g| regex.is_match(g)) {
-            return Err(format!("expected {kind} matching {:?}, got {got:?}", regex.as_str()));
+            return Err(format!(
+                "expected {kind} matching {:?}, got {got:?}",
+                regex.as_str()
+            ));
         }
     }
     for annotation in got {
