@@ -274,7 +274,11 @@ impl DiscoveryManager {
     }
 
     /// Applies the discovery configurations of every set, by set name, for
-    /// the built-in mechanisms; see [`ProviderConfig::from_configs`].
+    /// the built-in mechanisms; see [`ProviderConfig::from_configs`] and
+    /// [`apply_providers`](Self::apply_providers). `plugin_sd_configs` are
+    /// not run by this method, which logs a warning for each: a caller with a
+    /// plugin runtime builds their discoverers and passes them, with the
+    /// built-in providers, to `apply_providers` as [`ProviderConfig::External`].
     pub fn apply(&self, sets: HashMap<String, ServiceDiscoveryConfigs>) -> ApplySummary {
         let providers = sets
             .into_iter()
