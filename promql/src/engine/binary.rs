@@ -41,6 +41,10 @@ struct Matching<'a> {
     on: bool,
     labels: Vec<String>,
     include: Vec<String>,
+    /// `fill_left(v)`: the value of a missing left-hand side sample.
+    fill_left: Option<f64>,
+    /// `fill_right(v)`: the value of a missing right-hand side sample.
+    fill_right: Option<f64>,
 }
 
 impl<'a> Matching<'a> {
@@ -55,11 +59,14 @@ impl<'a> Matching<'a> {
             None => (false, Vec::new()),
         };
         let include = card.labels().map(|l| l.labels.clone()).unwrap_or_default();
+        let fill = modifier.map(|m| &m.fill_values);
         Self {
             card,
             on,
             labels,
             include,
+            fill_left: fill.and_then(|f| f.lhs),
+            fill_right: fill.and_then(|f| f.rhs),
         }
     }
 
@@ -246,15 +253,24 @@ impl Evaluator<'_, '_> {
         // The control flow handles one-to-one and many-to-one; for
         // one-to-many the sides are swapped and swapped back for values.
         let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
+        let (many_fill, one_fill) = if one_to_many {
+            (matching.fill_right, matching.fill_left)
+        } else {
+            (matching.fill_left, matching.fill_right)
+        };
+        if (many.is_empty() && many_fill.is_none()) || (one.is_empty() && one_fill.is_none()) {
+            return Ok(Vec::new());
+        }
         let many_sigs: Vec<u64> = many.iter().map(|s| matching.signature(&s.labels)).collect();
         let one_sigs: Vec<u64> = one.iter().map(|s| matching.signature(&s.labels)).collect();
         let comparison = op.is_comparison_operator();
         let steps = self.steps();
         let mut one_cursor = vec![0usize; one.len()];
         let mut many_cursor = vec![0usize; many.len()];
-        let mut out: Vec<StepSeries> = Vec::new();
-        let mut out_index: HashMap<Labels, usize> = HashMap::new();
-        let mut pair_index: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut out = Output::default();
+        // Output series of a (many, one) pair; `None` stands for a filled
+        // side.
+        let mut pair_index: HashMap<(Option<usize>, Option<usize>), usize> = HashMap::new();
         let mut one_by_sig: HashMap<u64, (usize, f64)> = HashMap::new();
         let mut matched: HashMap<u64, HashSet<u64>> = HashMap::new();
         for step in 0..steps {
@@ -278,77 +294,117 @@ impl Evaluator<'_, '_> {
                 }
                 one_by_sig.insert(one_sigs[i], (i, v));
             }
-            if one_by_sig.is_empty() {
-                continue;
-            }
             for (i, s) in many.iter().enumerate() {
                 let Some(v) = point_at(&s.points, &mut many_cursor[i], step) else {
                     continue;
                 };
                 let sig = many_sigs[i];
-                let Some(&(j, w)) = one_by_sig.get(&sig) else {
-                    continue;
+                let (j, w) = match one_by_sig.get(&sig) {
+                    Some(&(j, w)) => (Some(j), w),
+                    None => match one_fill {
+                        Some(w) => (None, w),
+                        None => continue,
+                    },
                 };
                 // Duplicate matches are an error even when the comparison
                 // would filter the sample out, as in Prometheus.
-                if one_to_one && !matched.entry(sig).or_default().insert(0) {
+                let inserted = matched.entry(sig).or_default();
+                if j.is_some() && one_to_one && !inserted.insert(u64::MAX) {
                     return Err(QueryError::Execution(
                         "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
                     ));
                 }
-                let (l, r) = if one_to_many { (w, v) } else { (v, w) };
-                let (value, keep) = apply(op, l, r);
-                let value = if return_bool {
-                    if keep { 1.0 } else { 0.0 }
-                } else if !keep {
+                let Some(value) = combine(op, one_to_many, v, w, return_bool) else {
                     continue;
-                } else {
-                    value
                 };
-                let out_i = match pair_index.get(&(i, j)) {
-                    Some(&o) => o,
-                    None => {
-                        let labels = result_labels(&s.labels, &one[j].labels, matching);
-                        let drop_name = s.drop_name || !comparison || return_bool;
-                        let o = *out_index.entry(labels.clone()).or_insert_with(|| {
-                            out.push(StepSeries {
-                                labels,
-                                drop_name,
-                                points: Vec::new(),
-                            });
-                            out.len() - 1
-                        });
-                        pair_index.insert((i, j), o);
-                        o
-                    }
-                };
-                if !one_to_one && !matched.entry(sig).or_default().insert(out_i as u64) {
-                    return Err(QueryError::Execution(
-                        "multiple matches for labels: grouping labels must ensure unique matches"
-                            .into(),
-                    ));
-                }
-                let target = &mut out[out_i];
-                if target
-                    .points
-                    .last()
-                    .is_some_and(|p| p.step as usize == step)
-                {
-                    return Err(QueryError::Execution(
-                        "multiple matches for labels: grouping labels must ensure unique matches"
-                            .into(),
-                    ));
-                }
-                target.points.push(StepPoint {
-                    step: step as u32,
-                    v: value,
+                let o = *pair_index.entry((Some(i), j)).or_insert_with(|| {
+                    let one_labels = j.map_or(&Labels::EMPTY, |j| &one[j].labels);
+                    let labels = result_labels(&s.labels, one_labels, matching);
+                    out.series(labels, s.drop_name || !comparison || return_bool)
                 });
+                if !one_to_one && !matched.entry(sig).or_default().insert(o as u64) {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: grouping labels must ensure unique matches"
+                            .into(),
+                    ));
+                }
+                out.push(o, step, value)?;
+            }
+            // The "one" side's samples that nothing matched, against a
+            // filled "many" side: one result per match group.
+            if let Some(v) = many_fill {
+                for (&sig, &(j, w)) in &one_by_sig {
+                    if matched.contains_key(&sig) {
+                        continue;
+                    }
+                    let Some(value) = combine(op, one_to_many, v, w, return_bool) else {
+                        continue;
+                    };
+                    let o = *pair_index.entry((None, Some(j))).or_insert_with(|| {
+                        let labels = matching.match_labels(&one[j].labels);
+                        out.series(labels, !comparison || return_bool)
+                    });
+                    out.push(o, step, value)?;
+                }
             }
         }
-        out.retain(|s| !s.points.is_empty());
-        let held: usize = out.iter().map(|s| s.points.len()).sum();
+        let result = out.finish();
+        let held: usize = result.iter().map(|s| s.points.len()).sum();
         self.ctx.hold(held)?;
-        Ok(out)
+        Ok(result)
+    }
+}
+
+/// The value of `many op one` (sides swapped back for one-to-many), or
+/// `None` when a comparison filters it out.
+fn combine(op: TokenType, one_to_many: bool, many: f64, one: f64, return_bool: bool) -> Option<f64> {
+    let (l, r) = if one_to_many { (one, many) } else { (many, one) };
+    let (value, keep) = apply(op, l, r);
+    if return_bool {
+        Some(if keep { 1.0 } else { 0.0 })
+    } else {
+        keep.then_some(value)
+    }
+}
+
+/// Output series of a binary operation, unique by labels.
+#[derive(Default)]
+struct Output {
+    series: Vec<StepSeries>,
+    index: HashMap<Labels, usize>,
+}
+
+impl Output {
+    fn series(&mut self, labels: Labels, drop_name: bool) -> usize {
+        if let Some(&o) = self.index.get(&labels) {
+            return o;
+        }
+        self.index.insert(labels.clone(), self.series.len());
+        self.series.push(StepSeries {
+            labels,
+            drop_name,
+            points: Vec::new(),
+        });
+        self.series.len() - 1
+    }
+
+    fn push(&mut self, o: usize, step: usize, v: f64) -> Result<(), QueryError> {
+        let target = &mut self.series[o];
+        if target.points.last().is_some_and(|p| p.step as usize == step) {
+            return Err(QueryError::Execution(
+                "multiple matches for labels: grouping labels must ensure unique matches".into(),
+            ));
+        }
+        target.points.push(StepPoint {
+            step: step as u32,
+            v,
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<StepSeries> {
+        self.series.retain(|s| !s.points.is_empty());
+        self.series
     }
 }
 
