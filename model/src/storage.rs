@@ -399,6 +399,31 @@ pub struct ExemplarQueryResult {
     pub exemplars: Vec<Exemplar>,
 }
 
+// Shared handles are storages too, so an `Arc<Tsdb>` or `Arc<dyn Storage>`
+// can be passed wherever an `impl Appendable` or `impl Queryable` is wanted.
+impl<T: Appendable + ?Sized> Appendable for Arc<T> {
+    fn appender(&self) -> Box<dyn Appender> {
+        (**self).appender()
+    }
+}
+
+impl<T: Queryable + ?Sized> Queryable for Arc<T> {
+    fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>, StorageError> {
+        (**self).querier(mint, maxt)
+    }
+}
+
+impl<T: ExemplarQueryable + ?Sized> ExemplarQueryable for Arc<T> {
+    fn select_exemplars(
+        &self,
+        start: i64,
+        end: i64,
+        matcher_sets: &[Vec<Matcher>],
+    ) -> Result<Vec<ExemplarQueryResult>, StorageError> {
+        (**self).select_exemplars(start, end, matcher_sets)
+    }
+}
+
 /// Everything a full storage offers; implemented for every type that is
 /// both [`Appendable`] and [`Queryable`].
 pub trait Storage: Appendable + Queryable {}
@@ -896,6 +921,21 @@ mod tests {
         assert_eq!(a.len(), 3);
         assert_eq!(a.warnings().collect::<Vec<_>>(), ["w1", "w2"]);
         assert_eq!(a.infos().collect::<Vec<_>>(), ["i1"]);
+    }
+
+    #[test]
+    fn shared_handles_are_storages() {
+        fn takes_storage(storage: impl Storage) -> usize {
+            let mut app = storage.appender();
+            let series = Labels::new([("__name__", "x")]).expect("valid");
+            app.append(None, &series, 1, 1.0).expect("append");
+            app.commit().expect("commit");
+            let querier = storage.querier(0, 10).expect("querier");
+            querier.select(false, None, &[]).expect("select").count()
+        }
+        let shared: Arc<dyn Storage> = Arc::new(MemStorage::new());
+        assert_eq!(takes_storage(Arc::clone(&shared)), 1);
+        assert_eq!(takes_storage(Arc::new(MemStorage::new())), 1);
     }
 
     #[test]
