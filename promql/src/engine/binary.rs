@@ -253,11 +253,10 @@ impl Evaluator<'_, '_> {
         // The control flow handles one-to-one and many-to-one; for
         // one-to-many the sides are swapped and swapped back for values.
         let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-        let (many_fill, one_fill) = if one_to_many {
-            (matching.fill_right, matching.fill_left)
-        } else {
-            (matching.fill_left, matching.fill_right)
-        };
+        // Like Prometheus, the fill values follow the operand positions
+        // after the swap: `fill_left` always fills the "many" side and
+        // `fill_right` the "one" side.
+        let (many_fill, one_fill) = (matching.fill_left, matching.fill_right);
         if (many.is_empty() && many_fill.is_none()) || (one.is_empty() && one_fill.is_none()) {
             return Ok(Vec::new());
         }

@@ -757,7 +757,7 @@ impl Evaluator<'_, '_> {
                             .map(|p| Point::new(inner.time(p.step as usize), p.v)),
                     );
                     let labels = if s.drop_name {
-                        s.labels.drop_metric_name()
+                        drop_metric_identity(&s.labels)
                     } else {
                         s.labels.clone()
                     };
@@ -906,7 +906,7 @@ pub(super) fn drop_names_and_merge(series: Vec<StepSeries>) -> Result<Vec<StepSe
     let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
     for mut s in series {
         if s.drop_name {
-            s.labels = s.labels.drop_metric_name();
+            s.labels = drop_metric_identity(&s.labels);
             s.drop_name = false;
         }
         match index.get(&s.labels) {
@@ -921,6 +921,18 @@ pub(super) fn drop_names_and_merge(series: Vec<StepSeries>) -> Result<Vec<StepSe
         }
     }
     Ok(out)
+}
+
+/// The labels without the metric's identity: `__name__` and, with it, the
+/// `__type__` and `__unit__` labels Prometheus's type-and-unit labels
+/// feature attaches (a result that is no longer the metric is no longer of
+/// its type or unit either).
+pub(super) fn drop_metric_identity(labels: &Labels) -> Labels {
+    if labels.has("__type__") || labels.has("__unit__") {
+        labels.without(&[METRIC_NAME, "__type__", "__unit__"])
+    } else {
+        labels.drop_metric_name()
+    }
 }
 
 /// Merges two step-sorted point lists that must not share a step.
