@@ -254,3 +254,50 @@ fn attribute_changes_and_reads_do_not_trigger_a_refresh() {
         &event(EventKind::Access(AccessKind::Any)).set_flag(notify::event::Flag::Rescan)
     ));
 }
+
+#[tokio::test]
+async fn a_partially_written_file_is_read_again_once_complete() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("valid.yml");
+    std::fs::write(&file, "- targets: ['a:1']\n- targets: ['b:1']\n").unwrap();
+    let metrics = metrics();
+    let patterns = [dir.path().join("*.yml")];
+    let mut rx = start(FileDiscoverer::new(&config(&patterns, NEVER), &metrics));
+    assert_eq!(next_update(&mut rx, "the initial read").await.len(), 2);
+
+    // A writer that is not done yet: the text is not a valid target list.
+    write_atomically(&file, "- targets");
+    let errors = metrics.file_read_errors.clone();
+    eventually("the partial file rejected", || errors.get() >= 1).await;
+    // The writer finishes in place, without a rename.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(br#": ["localhost:9091"]"#)
+        .unwrap();
+    let update = update_where(&mut rx, "the completed file", |update| {
+        let first = by_source(update, &source(&file, 0));
+        if addresses(first) == ["a:1"] {
+            // Read before the partial write landed: the old content.
+            return false;
+        }
+        true
+    })
+    .await;
+    assert_eq!(
+        update,
+        vec![
+            TargetGroup {
+                source: source(&file, 0),
+                targets: vec![BTreeMap::from([(
+                    crate::discovery::ADDRESS_LABEL.to_owned(),
+                    "localhost:9091".to_owned()
+                )])],
+                labels: BTreeMap::from([(FILEPATH_LABEL.to_owned(), file.display().to_string())]),
+            },
+            TargetGroup::empty(source(&file, 1)),
+        ]
+    );
+}
