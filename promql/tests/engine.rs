@@ -149,3 +149,54 @@ fn annotations_carry_positions() {
         ]
     );
 }
+
+/// A storage whose querier blocks until released, to hold a query slot.
+struct BlockingStorage {
+    inner: MemStorage,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl ember_model::storage::Queryable for BlockingStorage {
+    fn querier(
+        &self,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Box<dyn ember_model::storage::Querier>, ember_model::storage::StorageError> {
+        let _ = self.release.lock().expect("lock").recv();
+        self.inner.querier(mint, maxt)
+    }
+}
+
+#[test]
+fn concurrency_limit_queues_queries() {
+    let (release, receiver) = std::sync::mpsc::channel();
+    let storage = std::sync::Arc::new(BlockingStorage {
+        inner: storage(1, 5),
+        release: std::sync::Mutex::new(receiver),
+    });
+    let engine = std::sync::Arc::new(Engine::new(EngineOptions {
+        max_concurrency: 1,
+        ..EngineOptions::default()
+    }));
+    let first = {
+        let (engine, storage) = (engine.clone(), storage.clone());
+        std::thread::spawn(move || engine.instant(storage.as_ref(), "requests_total", 0))
+    };
+    // Wait until the first query holds the only slot.
+    std::thread::sleep(Duration::from_millis(100));
+    let query = engine.parse("requests_total").expect("parses");
+    let options = QueryOptions {
+        timeout: Some(Duration::from_millis(100)),
+        ..QueryOptions::default()
+    };
+    let queued = engine
+        .instant_query(storage.as_ref(), &query, 0, &options)
+        .expect_err("no free slot");
+    assert_eq!(queued.error_type(), "timeout", "{queued}");
+    release.send(()).expect("first query waiting");
+    let result = first
+        .join()
+        .expect("no panic")
+        .expect("first query succeeds");
+    assert!(matches!(result.value, Value::Vector(v) if v.len() == 1));
+}

@@ -131,12 +131,17 @@ impl Evaluator<'_, '_> {
                     VectorMatchCardinality::OneToOne
                 };
                 let matching = Matching::of(b.modifier.as_ref(), &default_card);
+                // The operands' points are released here and the result's
+                // held instead.
+                let operand_points: usize = l.iter().chain(&r).map(|s| s.points.len()).sum();
+                self.ctx.release(operand_points);
                 let result = match b.op.id() {
                     T_LAND => self.and_unless(l, r, &matching, true),
                     T_LUNLESS => self.and_unless(l, r, &matching, false),
                     T_LOR => self.or(l, r, &matching),
                     _ => self.vector_vector(b.op, l, r, &matching, return_bool)?,
                 };
+                self.ctx.hold(result.iter().map(|s| s.points.len()).sum())?;
                 Ok(Val::Vector(result))
             }
             (l, r) => Err(QueryError::BadData(format!(
@@ -347,17 +352,24 @@ impl Evaluator<'_, '_> {
                 }
             }
         }
-        let result = out.finish();
-        let held: usize = result.iter().map(|s| s.points.len()).sum();
-        self.ctx.hold(held)?;
-        Ok(result)
+        Ok(out.finish())
     }
 }
 
 /// The value of `many op one` (sides swapped back for one-to-many), or
 /// `None` when a comparison filters it out.
-fn combine(op: TokenType, one_to_many: bool, many: f64, one: f64, return_bool: bool) -> Option<f64> {
-    let (l, r) = if one_to_many { (one, many) } else { (many, one) };
+fn combine(
+    op: TokenType,
+    one_to_many: bool,
+    many: f64,
+    one: f64,
+    return_bool: bool,
+) -> Option<f64> {
+    let (l, r) = if one_to_many {
+        (one, many)
+    } else {
+        (many, one)
+    };
     let (value, keep) = apply(op, l, r);
     if return_bool {
         Some(if keep { 1.0 } else { 0.0 })
@@ -389,7 +401,11 @@ impl Output {
 
     fn push(&mut self, o: usize, step: usize, v: f64) -> Result<(), QueryError> {
         let target = &mut self.series[o];
-        if target.points.last().is_some_and(|p| p.step as usize == step) {
+        if target
+            .points
+            .last()
+            .is_some_and(|p| p.step as usize == step)
+        {
             return Err(QueryError::Execution(
                 "multiple matches for labels: grouping labels must ensure unique matches".into(),
             ));

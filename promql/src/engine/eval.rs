@@ -613,6 +613,14 @@ impl Evaluator<'_, '_> {
             let mut points = Vec::new();
             for step in 0..steps {
                 let reference = at.unwrap_or(self.time(step)) - offset;
+                // Skip what no window can see any more with a seek rather
+                // than sample by sample (long ranges at coarse steps).
+                if let Some(sample) = next
+                    && sample.t <= reference - lookback
+                {
+                    current = None;
+                    next = it.seek(reference - lookback + 1).then(|| it.at());
+                }
                 while let Some(sample) = next {
                     if sample.t > reference {
                         break;
