@@ -37,9 +37,11 @@
 //! `ember_sd_discovered_targets{config, name}`,
 //! `ember_sd_received_updates_total{name}`, `ember_sd_updates_total{name}` and
 //! `ember_sd_failed_configs{name}` per manager (`name` is the manager's,
-//! `config` the set's), and `ember_sd_file_read_errors_total`,
-//! `ember_sd_file_mtime_seconds{filename}` and `ember_sd_http_failures_total`
-//! for the mechanisms ([`DiscovererMetrics`]).
+//! `config` the set's), and for the mechanisms ([`DiscovererMetrics`])
+//! `ember_sd_file_read_errors_total`, `ember_sd_file_mtime_seconds{filename}`,
+//! `ember_sd_file_watcher_errors_total`, `ember_sd_http_failures_total`,
+//! `ember_sd_refresh_failures_total{mechanism}` and
+//! `ember_sd_refresh_duration_histogram_seconds{mechanism}`.
 //!
 //! ```no_run
 //! use std::collections::HashMap;

@@ -43,6 +43,7 @@ pub struct FileDiscoverer {
     refresh_interval: Duration,
     read_errors: IntCounter,
     mtimes: GaugeVec,
+    watcher_errors: IntCounter,
 }
 
 impl FileDiscoverer {
@@ -53,6 +54,7 @@ impl FileDiscoverer {
             refresh_interval: config.refresh_interval,
             read_errors: metrics.file_read_errors.clone(),
             mtimes: metrics.file_mtime_seconds.clone(),
+            watcher_errors: metrics.file_watcher_errors.clone(),
         }
     }
 }
@@ -84,6 +86,7 @@ async fn run(discoverer: FileDiscoverer, updates: UpdateSender) {
     }) {
         Ok(watcher) => Some(watcher),
         Err(error) => {
+            discoverer.watcher_errors.inc();
             // Prometheus gives up here; re-reading every refresh_interval
             // still finds changes, only later.
             tracing::error!(%error, "Cannot watch files; falling back to re-reading them every refresh_interval");

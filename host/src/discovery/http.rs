@@ -10,13 +10,14 @@
 //! and the label `__meta_url="<url>"`, and when the list is shorter than the
 //! last one, empty groups remove the sources that are gone. Any failure
 //! (connection, status, content type, body) is logged, counted in
-//! `ember_sd_http_failures_total`, and sends nothing, so the previous groups
-//! stay in effect.
+//! `ember_sd_http_failures_total` and `ember_sd_refresh_failures_total{mechanism="http"}`,
+//! and sends nothing, so the previous groups stay in effect. Every fetch's
+//! duration goes to `ember_sd_refresh_duration_histogram_seconds{mechanism="http"}`.
 
 use std::time::Duration;
 
 use ember_config::HttpSdConfig;
-use prometheus::IntCounter;
+use prometheus::{Histogram, IntCounter};
 use tokio::time::MissedTickBehavior;
 
 use super::target_list::{self, Format, TargetListError};
@@ -36,6 +37,8 @@ pub struct HttpDiscoverer {
     refresh_interval: Duration,
     client: HttpClient,
     failures: IntCounter,
+    refresh_failures: IntCounter,
+    refresh_duration: Histogram,
 }
 
 impl HttpDiscoverer {
@@ -55,6 +58,8 @@ impl HttpDiscoverer {
             refresh_interval: config.refresh_interval,
             client,
             failures: metrics.http_failures.clone(),
+            refresh_failures: metrics.refresh_failures.with_label_values(&["http"]),
+            refresh_duration: metrics.refresh_duration.with_label_values(&["http"]),
         })
     }
 
@@ -109,10 +114,14 @@ impl Discoverer for HttpDiscoverer {
                     _ = ticker.tick() => {}
                     () = updates.closed() => return,
                 }
-                let mut groups = match self.fetch().await {
+                let timer = self.refresh_duration.start_timer();
+                let fetched = self.fetch().await;
+                timer.observe_duration();
+                let mut groups = match fetched {
                     Ok(groups) => groups,
                     Err(error) => {
                         self.failures.inc();
+                        self.refresh_failures.inc();
                         tracing::error!(url = %self.url, %error, "Unable to refresh target groups");
                         continue;
                     }

@@ -7,7 +7,10 @@
 //! registered once per registry; [`ManagerMetrics`] carry a constant `name`
 //! label with the manager's name, so each manager registers its own.
 
-use prometheus::{GaugeVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 
 /// The metrics of the discovery mechanisms. Cheap to clone; every handle is
 /// internally synchronised.
@@ -18,8 +21,16 @@ pub struct DiscovererMetrics {
     /// `ember_sd_file_mtime_seconds{filename}`: modification time of each
     /// file as of its last successful read.
     pub file_mtime_seconds: GaugeVec,
+    /// `ember_sd_file_watcher_errors_total`: file watchers that could not be created.
+    pub file_watcher_errors: IntCounter,
     /// `ember_sd_http_failures_total`: HTTP discovery refreshes that failed.
     pub http_failures: IntCounter,
+    /// `ember_sd_refresh_failures_total{mechanism}`: failed refreshes of the
+    /// polling mechanisms (`http`).
+    pub refresh_failures: IntCounterVec,
+    /// `ember_sd_refresh_duration_histogram_seconds{mechanism}`: how long
+    /// refreshes of the polling mechanisms take, failed ones included.
+    pub refresh_duration: HistogramVec,
 }
 
 impl DiscovererMetrics {
@@ -44,10 +55,34 @@ impl DiscovererMetrics {
             "Number of HTTP service discovery refresh failures.",
         )?;
         registry.register(Box::new(http_failures.clone()))?;
+        let file_watcher_errors = IntCounter::new(
+            "ember_sd_file_watcher_errors_total",
+            "The number of File-SD errors caused by filesystem watch failures.",
+        )?;
+        registry.register(Box::new(file_watcher_errors.clone()))?;
+        let refresh_failures = IntCounterVec::new(
+            Opts::new(
+                "ember_sd_refresh_failures_total",
+                "Number of refresh failures for the given SD mechanism.",
+            ),
+            &["mechanism"],
+        )?;
+        registry.register(Box::new(refresh_failures.clone()))?;
+        let refresh_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "ember_sd_refresh_duration_histogram_seconds",
+                "The duration of a SD refresh cycle as a histogram.",
+            ),
+            &["mechanism"],
+        )?;
+        registry.register(Box::new(refresh_duration.clone()))?;
         Ok(Self {
             file_read_errors,
             file_mtime_seconds,
+            file_watcher_errors,
             http_failures,
+            refresh_failures,
+            refresh_duration,
         })
     }
 }

@@ -119,10 +119,12 @@ const GROUPS: &str = r#"[
 #[tokio::test]
 async fn fetches_groups_with_sources_labels_and_the_url_label() {
     let (endpoint, url) = serve(Reply::json(GROUPS)).await;
-    let discoverer =
-        HttpDiscoverer::new(&config(&url, Duration::from_secs(90)), &metrics()).unwrap();
+    let metrics = metrics();
+    let discoverer = HttpDiscoverer::new(&config(&url, Duration::from_secs(90)), &metrics).unwrap();
     let mut rx = start(discoverer);
     let groups = next_update(&mut rx, "the first fetch").await;
+    let durations = metrics.refresh_duration.with_label_values(&["http"]);
+    assert_eq!(durations.get_sample_count(), 1);
 
     assert_eq!(groups.len(), 2);
     assert_eq!(groups[0].source, format!("{url}:0"));
@@ -226,6 +228,10 @@ async fn failures_keep_the_previous_groups_and_are_counted() {
         .await;
         expected = good;
     }
+    assert_eq!(
+        metrics.refresh_failures.with_label_values(&["http"]).get(),
+        metrics.http_failures.get()
+    );
 }
 
 #[tokio::test]
