@@ -127,7 +127,7 @@ impl RelabelRegex {
     /// Compiles `original` anchored at both ends.
     ///
     /// ```
-    /// let regex = ember_config::RelabelRegex::new("foo|bar").unwrap();
+    /// let regex = ember_model::relabel::RelabelRegex::new("foo|bar").unwrap();
     /// assert!(regex.is_match("bar"));
     /// assert!(!regex.is_match("foobar"));
     /// assert_eq!(regex.as_str(), "foo|bar");
