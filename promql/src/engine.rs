@@ -39,6 +39,7 @@ mod binary;
 mod eval;
 mod functions;
 mod histogram;
+mod info;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};

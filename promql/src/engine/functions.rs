@@ -105,6 +105,7 @@ const SUPPORTED: &[&str] = &[
     "range",
     "min_of",
     "max_of",
+    "info",
 ];
 
 /// Whether the engine implements function `name`.
@@ -934,6 +935,7 @@ impl Evaluator<'_, '_> {
                     },
                 )?))
             }
+            "info" => self.eval_info(&args),
             "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
                 self.eval_histogram_function(name, &args, position)
             }
