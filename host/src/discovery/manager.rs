@@ -180,7 +180,6 @@ pub struct ApplySummary {
 /// Create it inside a tokio runtime; it runs its providers on that runtime.
 /// All methods take `&self` and may be called from any thread. Dropping the
 /// manager shuts it down.
-#[derive(Debug)]
 pub struct DiscoveryManager {
     name: String,
     shared: Arc<Shared>,
@@ -189,7 +188,19 @@ pub struct DiscoveryManager {
     publisher: JoinHandle<()>,
 }
 
-#[derive(Debug)]
+impl fmt::Debug for DiscoveryManager {
+    /// The name and the providers, without their (possibly many) groups.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.lock();
+        let providers: Vec<&str> = state.providers.iter().map(|p| p.name.as_str()).collect();
+        f.debug_struct("DiscoveryManager")
+            .field("name", &self.name)
+            .field("sets", &state.sets)
+            .field("providers", &providers)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
     /// Raised whenever the state changes in a way worth publishing.
@@ -198,7 +209,6 @@ struct Shared {
     discoverer_metrics: DiscovererMetrics,
 }
 
-#[derive(Debug)]
 struct State {
     /// Running providers, in the order they were started.
     providers: Vec<Provider>,
@@ -211,7 +221,6 @@ struct State {
     sender: Option<watch::Sender<TargetSets>>,
 }
 
-#[derive(Debug)]
 struct Provider {
     id: u64,
     /// `<mechanism>/<n>`, for logs.
