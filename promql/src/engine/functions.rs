@@ -362,31 +362,34 @@ fn date_part(name: &str, seconds: f64) -> f64 {
     }
 }
 
-fn simple(name: &str, v: f64) -> f64 {
-    match name {
-        "abs" => v.abs(),
-        "ceil" => v.ceil(),
-        "floor" => v.floor(),
-        "exp" => v.exp(),
-        "sqrt" => v.sqrt(),
-        "ln" => v.ln(),
-        "log2" => v.log2(),
-        "log10" => v.log10(),
-        "sin" => v.sin(),
-        "cos" => v.cos(),
-        "tan" => v.tan(),
-        "asin" => v.asin(),
-        "acos" => v.acos(),
-        "atan" => v.atan(),
-        "sinh" => v.sinh(),
-        "cosh" => v.cosh(),
-        "tanh" => v.tanh(),
-        "asinh" => v.asinh(),
-        "acosh" => v.acosh(),
-        "atanh" => v.atanh(),
-        "deg" => v.to_degrees(),
-        "rad" => v.to_radians(),
-        "sgn" => {
+/// The element-wise function called `name`, resolved once per call so
+/// that the per-point loop does not compare strings.
+fn simple_function(name: &str) -> Option<fn(f64) -> f64> {
+    Some(match name {
+        "abs" => f64::abs,
+        "ceil" => f64::ceil,
+        "floor" => f64::floor,
+        "exp" => f64::exp,
+        "sqrt" => f64::sqrt,
+        "ln" => f64::ln,
+        "log2" => f64::log2,
+        "log10" => f64::log10,
+        "sin" => f64::sin,
+        "cos" => f64::cos,
+        "tan" => f64::tan,
+        "asin" => f64::asin,
+        "acos" => f64::acos,
+        "atan" => f64::atan,
+        "sinh" => f64::sinh,
+        "cosh" => f64::cosh,
+        "tanh" => f64::tanh,
+        "asinh" => f64::asinh,
+        "acosh" => f64::acosh,
+        "atanh" => f64::atanh,
+        "deg" => f64::to_degrees,
+        "rad" => f64::to_radians,
+        // Go's sign: NaN and ±0 map to themselves.
+        "sgn" => |v: f64| {
             if v > 0.0 {
                 1.0
             } else if v < 0.0 {
@@ -394,9 +397,9 @@ fn simple(name: &str, v: f64) -> f64 {
             } else {
                 v
             }
-        }
-        _ => f64::NAN,
-    }
+        },
+        _ => return None,
+    })
 }
 
 /// Natural order of strings (runs of digits compare as numbers), as
@@ -522,10 +525,13 @@ impl Evaluator<'_, '_> {
             "abs" | "ceil" | "floor" | "exp" | "sqrt" | "ln" | "log2" | "log10" | "sin" | "cos"
             | "tan" | "asin" | "acos" | "atan" | "sinh" | "cosh" | "tanh" | "asinh" | "acosh"
             | "atanh" | "deg" | "rad" | "sgn" => {
+                let f = simple_function(name).ok_or_else(|| {
+                    QueryError::Internal(format!("no element-wise function {name}"))
+                })?;
                 let mut series = self.eval_vector(arg(0)?)?;
                 for s in &mut series {
                     s.drop_name = true;
-                    s.points.iter_mut().for_each(|p| p.v = simple(name, p.v));
+                    s.points.iter_mut().for_each(|p| p.v = f(p.v));
                 }
                 Ok(Val::Vector(series))
             }
@@ -915,11 +921,15 @@ impl Evaluator<'_, '_> {
             | "ts_of_max_over_time"
             | "ts_of_min_over_time"
             | "ts_of_last_over_time"
-            | "ts_of_first_over_time" => Ok(Val::Vector(self.range_map(
-                arg(0)?,
-                true,
-                &mut |_, samples, _, _| over_time(name, samples),
-            )?)),
+            | "ts_of_first_over_time" => {
+                let f = over_time_function(name)
+                    .ok_or_else(|| QueryError::Internal(format!("no range function {name}")))?;
+                Ok(Val::Vector(self.range_map(
+                    arg(0)?,
+                    true,
+                    &mut |_, samples, _, _| (!samples.is_empty()).then(|| f(samples)),
+                )?))
+            }
             "last_over_time" | "first_over_time" => {
                 let first = name == "first_over_time";
                 Ok(Val::Vector(self.range_map(
@@ -963,46 +973,63 @@ fn nan_last(a: f64, b: f64, descending: bool) -> std::cmp::Ordering {
     }
 }
 
-fn over_time(name: &str, samples: &[Point]) -> Option<f64> {
-    let first = samples.first()?;
+/// The `*_over_time`-style aggregate of a non-empty window called
+/// `name`, resolved once per call.
+fn over_time_function(name: &str) -> Option<fn(&[Point]) -> f64> {
     Some(match name {
-        "avg_over_time" => avg(samples),
-        "sum_over_time" => {
+        "avg_over_time" => avg,
+        "sum_over_time" => |samples| {
             let (sum, c) = samples
                 .iter()
                 .fold((0.0, 0.0), |(sum, c), s| kahan_add(s.v, sum, c));
             sum + c
-        }
-        "count_over_time" => samples.len() as f64,
-        "present_over_time" => 1.0,
-        "min_over_time" => samples
-            .iter()
-            .fold(first.v, |m, s| if s.v < m || m.is_nan() { s.v } else { m }),
-        "max_over_time" => samples
-            .iter()
-            .fold(first.v, |m, s| if s.v > m || m.is_nan() { s.v } else { m }),
-        "stddev_over_time" => variance(samples).sqrt(),
-        "stdvar_over_time" => variance(samples),
-        "changes" => samples
-            .windows(2)
-            .filter(|w| !(w[1].v == w[0].v || (w[1].v.is_nan() && w[0].v.is_nan())))
-            .count() as f64,
-        "resets" => samples.windows(2).filter(|w| w[1].v < w[0].v).count() as f64,
-        "ts_of_last_over_time" => samples[samples.len() - 1].t as f64 / 1000.0,
-        "ts_of_first_over_time" => first.t as f64 / 1000.0,
-        "ts_of_max_over_time" | "ts_of_min_over_time" => {
-            let max = name == "ts_of_max_over_time";
-            let mut best = *first;
-            for s in samples {
-                let better = if max { s.v >= best.v } else { s.v <= best.v };
-                if better || best.v.is_nan() {
-                    best = *s;
-                }
-            }
-            best.t as f64 / 1000.0
-        }
+        },
+        "count_over_time" => |samples| samples.len() as f64,
+        "present_over_time" => |_| 1.0,
+        "min_over_time" => |samples| {
+            samples.iter().fold(
+                samples[0].v,
+                |m, s| {
+                    if s.v < m || m.is_nan() { s.v } else { m }
+                },
+            )
+        },
+        "max_over_time" => |samples| {
+            samples.iter().fold(
+                samples[0].v,
+                |m, s| {
+                    if s.v > m || m.is_nan() { s.v } else { m }
+                },
+            )
+        },
+        "stddev_over_time" => |samples| variance(samples).sqrt(),
+        "stdvar_over_time" => variance,
+        "changes" => |samples| {
+            samples
+                .windows(2)
+                .filter(|w| !(w[1].v == w[0].v || (w[1].v.is_nan() && w[0].v.is_nan())))
+                .count() as f64
+        },
+        "resets" => |samples| samples.windows(2).filter(|w| w[1].v < w[0].v).count() as f64,
+        "ts_of_last_over_time" => |samples| samples[samples.len() - 1].t as f64 / 1000.0,
+        "ts_of_first_over_time" => |samples| samples[0].t as f64 / 1000.0,
+        "ts_of_max_over_time" => |samples| timestamp_of_extreme(samples, true),
+        "ts_of_min_over_time" => |samples| timestamp_of_extreme(samples, false),
         _ => return None,
     })
+}
+
+/// The timestamp (s) of the last maximum (or minimum) of the window; NaNs
+/// lose to any number.
+fn timestamp_of_extreme(samples: &[Point], max: bool) -> f64 {
+    let mut best = samples[0];
+    for s in samples {
+        let better = if max { s.v >= best.v } else { s.v <= best.v };
+        if better || best.v.is_nan() {
+            best = *s;
+        }
+    }
+    best.t as f64 / 1000.0
 }
 
 /// The labels `absent(expr)` reports: the equality matchers of a selector
