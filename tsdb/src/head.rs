@@ -1,0 +1,336 @@
+//! The head: the in-memory, queryable part of the database that every
+//! sample enters first.
+//!
+//! - Series live in a map sharded by label hash (and a second one by id),
+//!   each shard behind its own lock ([`Head::get_or_create`],
+//!   [`Head::series`]); a series ([`series::MemSeries`]) has its own mutex.
+//! - [`postings::Postings`] is the inverted index that turns matchers into
+//!   sorted lists of series ids.
+//! - [`isolation::Isolation`] decides which commits a querier sees.
+//! - Full chunks go to the memory-mapped files of [`crate::head_chunks`].
+//!
+//! The head is driven by [`crate::Db`], which owns the WAL: appends arrive
+//! through [`appender::HeadAppender`] and reads through
+//! [`querier::HeadQuerier`].
+//!
+//! # Lock order
+//!
+//! A thread may take, in this order and never the other way round: the
+//! commit lock (the WAL mutex in `Db`), a shard's hash map, a shard's id
+//! map, the postings, a series' mutex, the chunk file writer. Readers take
+//! the postings and then series mutexes one at a time.
+
+pub(crate) mod appender;
+pub(crate) mod isolation;
+pub(crate) mod postings;
+pub(crate) mod querier;
+pub(crate) mod series;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use ember_model::labels::Labels;
+use ember_model::storage::{AppendError, StorageError};
+
+use crate::head_chunks::ChunkFiles;
+use isolation::Isolation;
+use postings::Postings;
+use series::{ChunkPolicy, MemSeries};
+
+/// Number of shards of the series maps: enough that concurrent appenders
+/// rarely meet on a lock.
+const SHARDS: usize = 256;
+
+/// A hasher for keys that are already well distributed (label hashes) or
+/// sequential (series ids): one multiplication instead of SipHash.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A `HashMap` keyed by ids or hashes.
+pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Debug, Default)]
+struct Shard {
+    /// Series by label hash; a second series with the same hash goes to
+    /// `collisions`.
+    by_hash: RwLock<IdMap<Arc<MemSeries>>>,
+    collisions: RwLock<HashMap<Labels, Arc<MemSeries>>>,
+    /// Series by id.
+    by_id: RwLock<IdMap<Arc<MemSeries>>>,
+}
+
+/// Admission rules for samples.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadOptions {
+    pub(crate) min_valid_time: i64,
+    pub(crate) out_of_order_window: i64,
+    pub(crate) chunk_policy: ChunkPolicy,
+}
+
+/// The head. See the [module docs](self).
+pub(crate) struct Head {
+    pub(crate) options: HeadOptions,
+    shards: Box<[Shard]>,
+    postings: RwLock<Postings>,
+    /// The next series id to issue.
+    next_id: AtomicU64,
+    pub(crate) isolation: Arc<Isolation>,
+    pub(crate) files: ChunkFiles,
+    /// Newest committed timestamp of any sample (`i64::MIN` when none); the
+    /// out-of-order window is measured back from it.
+    max_t: AtomicI64,
+    num_series: AtomicU64,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("options", &self.options)
+            .field("num_series", &self.num_series.load(Ordering::Relaxed))
+            .field("max_t", &self.max_t.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the admission check decided for a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Store it.
+    Add,
+    /// An identical sample is stored already.
+    AlreadyPresent,
+}
+
+impl Head {
+    pub(crate) fn new(options: HeadOptions, files: ChunkFiles) -> Self {
+        Self {
+            options,
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            postings: RwLock::new(Postings::default()),
+            next_id: AtomicU64::new(1),
+            isolation: Arc::new(Isolation::default()),
+            files,
+            max_t: AtomicI64::new(i64::MIN),
+            num_series: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, key: u64) -> &Shard {
+        &self.shards[(key % SHARDS as u64) as usize]
+    }
+
+    /// The series with id `id`.
+    pub(crate) fn series(&self, id: u64) -> Option<Arc<MemSeries>> {
+        self.shard(id)
+            .by_id
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// The series with `labels`, if it exists.
+    pub(crate) fn series_by_labels(&self, labels: &Labels, hash: u64) -> Option<Arc<MemSeries>> {
+        let shard = self.shard(hash);
+        let by_hash = shard.by_hash.read().unwrap_or_else(PoisonError::into_inner);
+        match by_hash.get(&hash) {
+            Some(series) if series.labels == *labels => Some(Arc::clone(series)),
+            Some(_) => shard
+                .collisions
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(labels)
+                .cloned(),
+            None => None,
+        }
+    }
+
+    /// The series with `labels`, created (with a new id) if needed.
+    pub(crate) fn get_or_create(&self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
+        if labels.is_empty() {
+            return Err(AppendError::EmptyLabelSet);
+        }
+        let hash = labels.hash();
+        if let Some(series) = self.series_by_labels(labels, hash) {
+            return Ok(series);
+        }
+        Ok(self.create(labels, hash, None))
+    }
+
+    /// Creates the series with a given id (during replay). If a series with
+    /// these labels exists already, that one is returned instead.
+    pub(crate) fn create_with_id(&self, labels: &Labels, id: u64) -> Arc<MemSeries> {
+        let hash = labels.hash();
+        if let Some(series) = self.series_by_labels(labels, hash) {
+            return series;
+        }
+        self.next_id.fetch_max(id + 1, Ordering::AcqRel);
+        self.create(labels, hash, Some(id))
+    }
+
+    /// Makes sure ids below `id` are never issued (ids found in chunk files
+    /// whose series the WAL lost must not be reused).
+    pub(crate) fn reserve_ids_below(&self, id: u64) {
+        self.next_id.fetch_max(id, Ordering::AcqRel);
+    }
+
+    fn create(&self, labels: &Labels, hash: u64, id: Option<u64>) -> Arc<MemSeries> {
+        let shard = self.shard(hash);
+        let mut by_hash = shard
+            .by_hash
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another thread may have created it since the read above.
+        let existing = match by_hash.get(&hash) {
+            Some(series) if series.labels == *labels => Some(Arc::clone(series)),
+            Some(_) => shard
+                .collisions
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(labels)
+                .cloned(),
+            None => None,
+        };
+        if let Some(series) = existing {
+            return series;
+        }
+        let id = id.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::AcqRel));
+        let series = Arc::new(MemSeries::new(id, labels.clone()));
+        if by_hash.contains_key(&hash) {
+            shard
+                .collisions
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(labels.clone(), Arc::clone(&series));
+        } else {
+            by_hash.insert(hash, Arc::clone(&series));
+        }
+        self.shard(id)
+            .by_id
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::clone(&series));
+        self.postings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(id, labels);
+        drop(by_hash);
+        self.num_series.fetch_add(1, Ordering::Relaxed);
+        series
+    }
+
+    /// Number of series (with or without samples).
+    pub(crate) fn num_series(&self) -> u64 {
+        self.num_series.load(Ordering::Relaxed)
+    }
+
+    /// Newest committed timestamp, `i64::MIN` when empty.
+    pub(crate) fn max_t(&self) -> i64 {
+        self.max_t.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn observe_max_t(&self, t: i64) {
+        self.max_t.fetch_max(t, Ordering::AcqRel);
+    }
+
+    pub(crate) fn postings(&self) -> std::sync::RwLockReadGuard<'_, Postings> {
+        self.postings.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Checks `(t, v)` for `series` against its committed samples and the
+    /// appender's own (`pending`, `None` at commit time), with the rules the
+    /// [`ember_model::storage::Appender`] contract lays down.
+    pub(crate) fn admit(
+        &self,
+        series: &MemSeries,
+        pending: Option<&dyn PendingView>,
+        t: i64,
+        v: f64,
+    ) -> Result<Admission, AppendError> {
+        let options = self.options;
+        if t < options.min_valid_time {
+            return Err(AppendError::OutOfBounds {
+                series: series.labels.clone(),
+                t,
+                min_valid_t: options.min_valid_time,
+            });
+        }
+        let committed_max = Some(series.max_t()).filter(|&t| t != i64::MIN);
+        let pending_max = pending.and_then(|p| p.max_t());
+        let last_t = committed_max.max(pending_max);
+        if let Some(last_t) = last_t
+            && t < last_t
+        {
+            if options.out_of_order_window <= 0 {
+                return Err(AppendError::OutOfOrder {
+                    series: series.labels.clone(),
+                    t,
+                    last_t,
+                });
+            }
+            let newest = self.max_t().max(last_t);
+            let horizon = newest.saturating_sub(options.out_of_order_window);
+            if t < horizon {
+                return Err(AppendError::TooOld {
+                    series: series.labels.clone(),
+                    t,
+                    min_valid_t: horizon,
+                });
+            }
+        }
+        if last_t.is_some_and(|last| t <= last) {
+            let committed = if committed_max.is_some_and(|max| t <= max) {
+                series.lock().find(series, t, &self.files)?
+            } else {
+                None
+            };
+            let stored = committed.or_else(|| pending.and_then(|p| p.find(t)));
+            if let Some(bits) = stored {
+                return if bits == v.to_bits() {
+                    Ok(Admission::AlreadyPresent)
+                } else {
+                    Err(AppendError::DuplicateSampleForTimestamp {
+                        series: series.labels.clone(),
+                        t,
+                        existing: f64::from_bits(bits),
+                        new: v,
+                    })
+                };
+            }
+        }
+        Ok(Admission::Add)
+    }
+}
+
+/// An appender's buffered samples of one series, as the admission check
+/// sees them.
+pub(crate) trait PendingView {
+    /// Newest buffered timestamp.
+    fn max_t(&self) -> Option<i64>;
+    /// Value bits of the buffered sample at exactly `t`.
+    fn find(&self, t: i64) -> Option<u64>;
+}
+
+impl From<crate::head_chunks::ChunkFileError> for StorageError {
+    fn from(error: crate::head_chunks::ChunkFileError) -> Self {
+        StorageError::other(error)
+    }
+}

@@ -1,0 +1,655 @@
+//! One series in the head: its labels, its chunks, its out-of-order samples,
+//! the isolation marks of recent commits, and reading it back.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use ember_model::labels::Labels;
+use ember_model::metadata::Metadata;
+use ember_model::sample::Sample;
+use ember_model::storage::{SampleIterator, StorageError};
+
+use crate::chunkenc::{XorChunk, XorIterator};
+use crate::head_chunks::{ChunkFiles, ChunkRef, MappedChunk};
+
+/// What a series needs from the head to cut chunks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkPolicy {
+    /// Samples after which a chunk is cut.
+    pub(crate) samples_per_chunk: u16,
+    /// Block length: a chunk never spans a multiple of it.
+    pub(crate) chunk_range: i64,
+}
+
+/// A series in the head. Shared (`Arc`) between the series maps, appenders
+/// and queriers; all mutable state is behind `state`.
+pub(crate) struct MemSeries {
+    pub(crate) id: u64,
+    pub(crate) labels: Labels,
+    /// Newest committed in-order timestamp (`i64::MIN` when none), readable
+    /// without the lock for the append fast path. Written under the lock.
+    max_t: AtomicI64,
+    /// Whether the WAL holds this series' definition.
+    wal_logged: AtomicBool,
+    state: Mutex<SeriesState>,
+}
+
+impl std::fmt::Debug for MemSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemSeries")
+            .field("id", &self.id)
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a full chunk's bytes are.
+#[derive(Debug, Clone)]
+enum ChunkData {
+    /// In a head chunk file (the normal case).
+    Mapped(ChunkRef),
+    /// In memory, because writing it to a chunk file failed.
+    Memory(Arc<[u8]>),
+}
+
+#[derive(Debug, Clone)]
+struct ClosedChunk {
+    min_t: i64,
+    max_t: i64,
+    data: ChunkData,
+}
+
+impl ClosedChunk {
+    fn num_samples(&self) -> u64 {
+        match &self.data {
+            ChunkData::Mapped(r) => u64::from(r.num_samples()),
+            ChunkData::Memory(bytes) => bytes
+                .get(..2)
+                .map_or(0, |h| u64::from(u16::from_be_bytes([h[0], h[1]]))),
+        }
+    }
+}
+
+/// An out-of-order sample with the commit that wrote it (0 for replayed
+/// samples, which every reader sees).
+#[derive(Debug, Clone, Copy)]
+struct OooSample {
+    t: i64,
+    v: f64,
+    write_id: u64,
+}
+
+/// For recent commits, `(write id, in-order samples before the commit)`,
+/// ascending by id. The newest mark is kept inline so a series that no old
+/// querier is watching allocates nothing for its marks.
+#[derive(Debug, Default)]
+pub(crate) struct CommitMarks {
+    latest: Option<(u64, u64)>,
+    older: Vec<(u64, u64)>,
+}
+
+impl CommitMarks {
+    /// In-order samples a reader with `read_id` sees out of `total`.
+    fn visible(&self, read_id: u64, total: u64) -> u64 {
+        self.older
+            .iter()
+            .chain(self.latest.as_ref())
+            .find(|&&(id, _)| id > read_id)
+            .map_or(total, |&(_, before)| before)
+    }
+
+    /// Records that commit `write_id` starts adding samples at `before`,
+    /// forgetting marks no reader can need (ids at or below `low_watermark`).
+    fn record(&mut self, write_id: u64, before: u64, low_watermark: u64) {
+        if self.latest.is_some_and(|(id, _)| id == write_id) {
+            return;
+        }
+        if let Some(latest) = self.latest.take()
+            && latest.0 > low_watermark
+        {
+            self.older.push(latest);
+        }
+        if !self.older.is_empty() {
+            let keep_from = self.older.partition_point(|&(id, _)| id <= low_watermark);
+            self.older.drain(..keep_from);
+            if self.older.is_empty() {
+                self.older = Vec::new();
+            }
+        }
+        self.latest = Some((write_id, before));
+    }
+}
+
+/// The lock-protected part of a series.
+#[derive(Debug, Default)]
+pub(crate) struct SeriesState {
+    /// Full in-order chunks, oldest first.
+    closed: Vec<ClosedChunk>,
+    /// The in-order chunk being filled.
+    open: Option<Box<XorChunk>>,
+    /// In-order samples ever appended (closed and open chunks together).
+    total: u64,
+    /// Value bits of the newest in-order sample.
+    last_v_bits: u64,
+    marks: CommitMarks,
+    /// Out-of-order samples, ascending by timestamp.
+    ooo: Vec<OooSample>,
+    metadata: Option<Box<Metadata>>,
+}
+
+impl MemSeries {
+    pub(crate) fn new(id: u64, labels: Labels) -> Self {
+        Self {
+            id,
+            labels,
+            max_t: AtomicI64::new(i64::MIN),
+            wal_logged: AtomicBool::new(false),
+            state: Mutex::new(SeriesState::default()),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SeriesState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Newest committed in-order timestamp, `i64::MIN` when none.
+    pub(crate) fn max_t(&self) -> i64 {
+        self.max_t.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn wal_logged(&self) -> bool {
+        self.wal_logged.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_wal_logged(&self) {
+        self.wal_logged.store(true, Ordering::Release);
+    }
+
+    /// Attaches a chunk found in the chunk files at start-up. Chunks must
+    /// come oldest first and before any sample is appended.
+    pub(crate) fn attach_mapped(&self, min_t: i64, max_t: i64, chunk_ref: ChunkRef) {
+        let mut state = self.lock();
+        if state.open.is_some() || max_t < min_t || min_t <= self.max_t() {
+            return;
+        }
+        state.total += u64::from(chunk_ref.num_samples());
+        state.closed.push(ClosedChunk {
+            min_t,
+            max_t,
+            data: ChunkData::Mapped(chunk_ref),
+        });
+        self.max_t.store(max_t, Ordering::Release);
+    }
+
+    /// Value bits of the newest in-order sample (after replaying mapped
+    /// chunks it must be read from the last chunk).
+    pub(crate) fn load_last_value(&self, files: &ChunkFiles) {
+        let mut state = self.lock();
+        let Some(last) = state.closed.last() else {
+            return;
+        };
+        let bits = match read_closed(last, files) {
+            Ok(bytes) => {
+                let mut last_bits = None;
+                if let Ok(mut it) = XorIterator::new(bytes.as_slice()) {
+                    while it.next() {
+                        last_bits = Some(it.at().1.to_bits());
+                    }
+                }
+                last_bits
+            }
+            Err(_) => None,
+        };
+        if let Some(bits) = bits {
+            state.last_v_bits = bits;
+        }
+    }
+}
+
+/// Bytes of a closed chunk, mapped or in memory.
+enum ChunkBytes {
+    Mapped(MappedChunk),
+    Shared(Arc<[u8]>),
+    Owned(Vec<u8>),
+}
+
+impl ChunkBytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            ChunkBytes::Mapped(m) => m.bytes(),
+            ChunkBytes::Shared(b) => b,
+            ChunkBytes::Owned(b) => b,
+        }
+    }
+}
+
+fn read_closed(chunk: &ClosedChunk, files: &ChunkFiles) -> Result<ChunkBytes, StorageError> {
+    match &chunk.data {
+        ChunkData::Mapped(r) => files
+            .read(*r)
+            .map(ChunkBytes::Mapped)
+            .map_err(|e| StorageError::Corruption(e.to_string())),
+        ChunkData::Memory(bytes) => Ok(ChunkBytes::Shared(Arc::clone(bytes))),
+    }
+}
+
+impl SeriesState {
+    pub(crate) fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_deref()
+    }
+
+    pub(crate) fn set_metadata(&mut self, metadata: Metadata) {
+        self.metadata = Some(Box::new(metadata));
+    }
+
+    /// The value bits of the committed sample at exactly `t`, if any.
+    pub(crate) fn find(
+        &self,
+        series: &MemSeries,
+        t: i64,
+        files: &ChunkFiles,
+    ) -> Result<Option<u64>, StorageError> {
+        if self.total > 0 && t == series.max_t() {
+            return Ok(Some(self.last_v_bits));
+        }
+        if let Ok(i) = self.ooo.binary_search_by_key(&t, |s| s.t) {
+            return Ok(Some(self.ooo[i].v.to_bits()));
+        }
+        let search = |bytes: &[u8]| -> Result<Option<u64>, StorageError> {
+            let mut it =
+                XorIterator::new(bytes).map_err(|e| StorageError::Corruption(e.to_string()))?;
+            if it.seek(t) && it.at().0 == t {
+                return Ok(Some(it.at().1.to_bits()));
+            }
+            match it.err() {
+                Some(e) => Err(StorageError::Corruption(e.to_string())),
+                None => Ok(None),
+            }
+        };
+        if let Some(open) = &self.open
+            && open.min_time().is_some_and(|min| min <= t)
+        {
+            return search(open.bytes());
+        }
+        let i = self.closed.partition_point(|c| c.max_t < t);
+        match self.closed.get(i) {
+            Some(chunk) if chunk.min_t <= t => search(read_closed(chunk, files)?.as_slice()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Appends an in-order sample (`t` newer than every committed one),
+    /// cutting the open chunk first when it is full or `t` crosses a block
+    /// boundary. `write_id` is `None` during replay (no readers to hide it
+    /// from).
+    pub(crate) fn append_in_order(
+        &mut self,
+        series: &MemSeries,
+        t: i64,
+        v: f64,
+        commit: Option<(u64, u64)>,
+        policy: ChunkPolicy,
+        files: &ChunkFiles,
+    ) {
+        if let Some((write_id, low_watermark)) = commit {
+            self.marks.record(write_id, self.total, low_watermark);
+        }
+        let cut = self.open.as_ref().is_some_and(|open| {
+            open.num_samples() >= policy.samples_per_chunk
+                || open.min_time().is_some_and(|min| {
+                    let boundary =
+                        (min.div_euclid(policy.chunk_range) + 1).saturating_mul(policy.chunk_range);
+                    t >= boundary
+                })
+        });
+        if cut && let Some(open) = self.open.take() {
+            self.close_chunk(series, *open, files);
+        }
+        let open = self.open.get_or_insert_with(|| Box::new(XorChunk::new()));
+        if open.append(t, v).is_err() {
+            // Unreachable while chunks are cut at `samples_per_chunk`
+            // (at most u16::MAX); close the full chunk and start anew.
+            if let Some(full) = self.open.take() {
+                self.close_chunk(series, *full, files);
+            }
+            let mut fresh = XorChunk::new();
+            let _ = fresh.append(t, v);
+            self.open = Some(Box::new(fresh));
+        }
+        self.total += 1;
+        self.last_v_bits = v.to_bits();
+        series.max_t.store(t, Ordering::Release);
+    }
+
+    fn close_chunk(&mut self, series: &MemSeries, chunk: XorChunk, files: &ChunkFiles) {
+        let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else {
+            return;
+        };
+        let data = match files.write(series.id, min_t, max_t, chunk.bytes()) {
+            Ok(r) => ChunkData::Mapped(r),
+            Err(error) => {
+                // The samples are safe in the WAL; keeping the chunk in
+                // memory costs RSS but loses nothing.
+                tracing::error!(%error, series = %series.labels, "writing a full head chunk failed; keeping it in memory");
+                ChunkData::Memory(chunk.into_bytes().into())
+            }
+        };
+        self.closed.push(ClosedChunk { min_t, max_t, data });
+    }
+
+    /// Inserts an out-of-order sample (not at an existing timestamp).
+    pub(crate) fn insert_out_of_order(&mut self, t: i64, v: f64, write_id: u64) {
+        let i = self.ooo.partition_point(|s| s.t < t);
+        if self.ooo.get(i).is_some_and(|s| s.t == t) {
+            return;
+        }
+        self.ooo.insert(i, OooSample { t, v, write_id });
+    }
+
+    /// A consistent copy of what a reader with `read_id` sees in
+    /// `[mint, maxt]`: references to the chunks that overlap the range (the
+    /// open chunk's few bytes copied), the visible out-of-order samples.
+    pub(crate) fn snapshot(
+        &self,
+        read_id: u64,
+        mint: i64,
+        maxt: i64,
+        files: &ChunkFiles,
+    ) -> SeriesSnapshot {
+        let visible_end = self.marks.visible(read_id, self.total);
+        let mut chunks = Vec::new();
+        let mut error = None;
+        let mut index = 0u64;
+        for chunk in &self.closed {
+            if index >= visible_end {
+                break;
+            }
+            let n = chunk.num_samples();
+            if chunk.max_t >= mint && chunk.min_t <= maxt {
+                match read_closed(chunk, files) {
+                    Ok(bytes) => chunks.push(SnapChunk {
+                        bytes,
+                        first_index: index,
+                        max_t: chunk.max_t,
+                    }),
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            index += n;
+        }
+        if error.is_none()
+            && index < visible_end
+            && let Some(open) = &self.open
+            && let (Some(min_t), Some(max_t)) = (open.min_time(), open.max_time())
+            && max_t >= mint
+            && min_t <= maxt
+        {
+            chunks.push(SnapChunk {
+                bytes: ChunkBytes::Owned(open.bytes().to_vec()),
+                first_index: index,
+                max_t,
+            });
+        }
+        let ooo = self
+            .ooo
+            .iter()
+            .filter(|s| s.write_id <= read_id && mint <= s.t && s.t <= maxt)
+            .map(|s| Sample::new(s.t, s.v))
+            .collect();
+        SeriesSnapshot {
+            chunks,
+            visible_end,
+            ooo,
+            mint,
+            maxt,
+            error,
+        }
+    }
+}
+
+struct SnapChunk {
+    bytes: ChunkBytes,
+    /// In-order index of the chunk's first sample.
+    first_index: u64,
+    max_t: i64,
+}
+
+/// What a reader sees of one series; see [`SeriesState::snapshot`].
+pub(crate) struct SeriesSnapshot {
+    chunks: Vec<SnapChunk>,
+    /// In-order samples with an index at or past this are hidden.
+    visible_end: u64,
+    ooo: Vec<Sample>,
+    mint: i64,
+    maxt: i64,
+    error: Option<StorageError>,
+}
+
+impl std::fmt::Debug for SeriesSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeriesSnapshot")
+            .field("chunks", &self.chunks.len())
+            .field("visible_end", &self.visible_end)
+            .field("ooo", &self.ooo.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SeriesSnapshot {
+    /// An iterator over the visible samples in range.
+    pub(crate) fn iter(&self) -> HeadSampleIterator<'_> {
+        HeadSampleIterator {
+            in_order: InOrder {
+                snapshot: self,
+                next_chunk: 0,
+                current: None,
+                done: false,
+                err: self.error.clone(),
+            },
+            lookahead: None,
+            primed: false,
+            ooo_pos: 0,
+            current: None,
+            exhausted: false,
+        }
+    }
+
+    /// Whether any sample is visible in range.
+    pub(crate) fn has_samples(&self) -> bool {
+        self.error.is_some() || self.iter().next()
+    }
+}
+
+/// The in-order part: chunk after chunk, trimmed to the range and the
+/// visible prefix.
+struct InOrder<'a> {
+    snapshot: &'a SeriesSnapshot,
+    next_chunk: usize,
+    /// The chunk being read and the in-order index of its next sample.
+    current: Option<(XorIterator<'a>, u64, i64)>,
+    done: bool,
+    err: Option<StorageError>,
+}
+
+impl InOrder<'_> {
+    fn next(&mut self) -> Option<Sample> {
+        if self.done || self.err.is_some() {
+            self.done = true;
+            return None;
+        }
+        let snapshot = self.snapshot;
+        loop {
+            if let Some((it, index, _)) = self.current.as_mut() {
+                if *index >= snapshot.visible_end {
+                    self.done = true;
+                    return None;
+                }
+                if it.next() {
+                    *index += 1;
+                    let (t, v) = it.at();
+                    if t < snapshot.mint {
+                        continue;
+                    }
+                    if t > snapshot.maxt {
+                        self.done = true;
+                        return None;
+                    }
+                    return Some(Sample::new(t, v));
+                }
+                if let Some(e) = it.err() {
+                    self.err = Some(StorageError::Corruption(format!("head chunk: {e}")));
+                    self.done = true;
+                    return None;
+                }
+                self.current = None;
+            }
+            let Some(chunk) = snapshot.chunks.get(self.next_chunk) else {
+                self.done = true;
+                return None;
+            };
+            self.next_chunk += 1;
+            match XorIterator::new(chunk.bytes.as_slice()) {
+                Ok(it) => self.current = Some((it, chunk.first_index, chunk.max_t)),
+                Err(e) => {
+                    self.err = Some(StorageError::Corruption(format!("head chunk: {e}")));
+                    self.done = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The first sample at or after `t`, skipping whole chunks that end
+    /// before it.
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|&(_, _, max_t)| max_t < t)
+        {
+            self.current = None;
+        }
+        if self.current.is_none() {
+            let chunks = &self.snapshot.chunks;
+            while chunks.get(self.next_chunk).is_some_and(|c| c.max_t < t) {
+                self.next_chunk += 1;
+            }
+        }
+        loop {
+            let sample = self.next()?;
+            if sample.t >= t {
+                return Some(sample);
+            }
+        }
+    }
+}
+
+/// The [`SampleIterator`] of a head series: in-order chunks merged with the
+/// out-of-order samples.
+pub(crate) struct HeadSampleIterator<'a> {
+    in_order: InOrder<'a>,
+    /// The next in-order sample, not yet returned.
+    lookahead: Option<Sample>,
+    /// Whether `lookahead` has been filled since it was last consumed.
+    primed: bool,
+    ooo_pos: usize,
+    current: Option<Sample>,
+    exhausted: bool,
+}
+
+impl HeadSampleIterator<'_> {
+    fn take_smallest(&mut self) -> bool {
+        if !self.primed {
+            self.lookahead = self.in_order.next();
+            self.primed = true;
+        }
+        let ooo = self.in_order.snapshot.ooo.get(self.ooo_pos).copied();
+        let next = match (self.lookahead, ooo) {
+            (Some(a), Some(b)) if b.t < a.t => {
+                self.ooo_pos += 1;
+                b
+            }
+            (Some(a), other) => {
+                if other.is_some_and(|b| b.t == a.t) {
+                    self.ooo_pos += 1;
+                }
+                self.primed = false;
+                a
+            }
+            (None, Some(b)) => {
+                self.ooo_pos += 1;
+                b
+            }
+            (None, None) => {
+                self.exhausted = true;
+                self.current = None;
+                return false;
+            }
+        };
+        self.current = Some(next);
+        true
+    }
+}
+
+impl SampleIterator for HeadSampleIterator<'_> {
+    fn next(&mut self) -> bool {
+        if self.exhausted {
+            return false;
+        }
+        self.take_smallest()
+    }
+
+    fn seek(&mut self, t: i64) -> bool {
+        if self.exhausted {
+            return false;
+        }
+        if self.current.is_some_and(|s| s.t >= t) {
+            return true;
+        }
+        if self.primed {
+            if self.lookahead.is_some_and(|s| s.t < t) {
+                self.lookahead = self.in_order.seek(t);
+            }
+        } else {
+            self.lookahead = self.in_order.seek(t);
+            self.primed = true;
+        }
+        let ooo = &self.in_order.snapshot.ooo;
+        self.ooo_pos += ooo[self.ooo_pos.min(ooo.len())..].partition_point(|s| s.t < t);
+        self.take_smallest()
+    }
+
+    fn at(&self) -> Sample {
+        self.current.unwrap_or(Sample::new(i64::MIN, f64::NAN))
+    }
+
+    fn err(&self) -> Option<&StorageError> {
+        self.in_order.err.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_hide_commits_newer_than_the_reader() {
+        let mut marks = CommitMarks::default();
+        assert_eq!(marks.visible(0, 10), 10);
+        marks.record(5, 10, 4);
+        marks.record(5, 12, 4); // same commit again: ignored
+        assert_eq!(marks.visible(4, 15), 10);
+        assert_eq!(marks.visible(5, 15), 15);
+        marks.record(6, 15, 4);
+        assert_eq!(marks.visible(4, 20), 10);
+        assert_eq!(marks.visible(5, 20), 15);
+        assert_eq!(marks.visible(6, 20), 20);
+        // Once every reader has moved past 5, its mark goes.
+        marks.record(7, 20, 6);
+        assert!(marks.older.is_empty());
+        assert_eq!(marks.visible(6, 25), 20);
+    }
+}
