@@ -18,6 +18,8 @@ struct Reply {
     status: StatusCode,
     content_type: Option<&'static str>,
     body: String,
+    /// How long to wait before answering.
+    delay: Duration,
 }
 
 impl Reply {
@@ -26,6 +28,7 @@ impl Reply {
             status: StatusCode::OK,
             content_type: Some("application/json"),
             body: body.to_owned(),
+            delay: Duration::ZERO,
         }
     }
 }
@@ -64,6 +67,7 @@ async fn handle(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
+    tokio::time::sleep(reply.delay).await;
     let mut response = axum::response::Response::new(axum::body::Body::from(reply.body));
     *response.status_mut() = reply.status;
     if let Some(content_type) = reply.content_type {
@@ -318,4 +322,28 @@ async fn requests_carry_the_http_config_authentication_and_headers() {
     // base64("sd-user:sd-pass")
     assert_eq!(request[header::AUTHORIZATION], "Basic c2QtdXNlcjpzZC1wYXNz");
     assert_eq!(request["x-team"], "observability");
+}
+
+#[tokio::test]
+async fn a_fetch_slower_than_the_refresh_interval_times_out() {
+    let (endpoint, url) = serve(Reply::json(r#"[{"targets": ["slow:1"]}]"#)).await;
+    let metrics = metrics();
+    let discoverer =
+        HttpDiscoverer::new(&config(&url, Duration::from_millis(200)), &metrics).unwrap();
+    let mut rx = start(discoverer);
+    assert_eq!(
+        addresses(&next_update(&mut rx, "the first fetch").await[0]),
+        ["slow:1"]
+    );
+
+    endpoint.answer(Reply {
+        delay: Duration::from_secs(30),
+        ..Reply::json("[]")
+    });
+    let counter = metrics.http_failures.clone();
+    eventually("a timed-out fetch counted", || counter.get() >= 1).await;
+    assert!(
+        rx.try_recv().is_err(),
+        "a timeout keeps the previous groups"
+    );
 }

@@ -630,3 +630,50 @@ scrape_configs:
     assert_eq!(published["node"][0].labels["env"], "dev");
     assert_eq!(published["k8s"], []);
 }
+
+#[tokio::test]
+async fn a_stopped_file_provider_releases_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.json");
+    std::fs::write(&file, r#"[{"targets": ["a:1"]}]"#).unwrap();
+    let registry = Registry::new();
+    let sd_metrics = DiscovererMetrics::register(&registry).unwrap();
+    let manager = DiscoveryManager::new(
+        "scrape",
+        &registry,
+        sd_metrics.clone(),
+        ManagerOptions {
+            update_interval: FAST,
+        },
+    )
+    .unwrap();
+    let mut rx = manager.subscribe();
+    let file_sd = ServiceDiscoveryConfigs {
+        file_sd_configs: vec![FileSdConfig {
+            files: vec![file.clone()],
+            refresh_interval: Duration::from_secs(3600),
+        }],
+        ..ServiceDiscoveryConfigs::default()
+    };
+    manager.apply(sets([("job", file_sd)]));
+    publication(&mut rx, "the file's target", |sets| {
+        set_addresses(sets, "job").is_some_and(|found| found == ["a:1"])
+    })
+    .await;
+    let tracked = || {
+        use prometheus::core::Collector;
+        sd_metrics.file_mtime_seconds.collect()[0]
+            .get_metric()
+            .len()
+    };
+    assert_eq!(tracked(), 1);
+
+    // Stopping the provider drops its discoverer, watcher and file state.
+    manager.apply(sets([("job", ServiceDiscoveryConfigs::default())]));
+    eventually("the file's mtime forgotten", || tracked() == 0).await;
+    let published = publication(&mut rx, "no targets", |sets| {
+        set_addresses(sets, "job").is_some_and(|found| found.is_empty())
+    })
+    .await;
+    assert_eq!(published["job"], []);
+}
