@@ -477,7 +477,7 @@ impl Evaluator<'_, '_> {
                 let mut out = Vec::new();
                 let ts = self.start;
                 let reference = window.reference(ts);
-                self.for_each_range_series(expr, &mut |labels, samples| {
+                self.for_each_range_series(expr, None, &mut |labels, samples| {
                     let lo = samples.partition_point(|p| p.t <= reference - window.range);
                     let hi = samples.partition_point(|p| p.t <= reference);
                     if lo < hi {
@@ -686,10 +686,12 @@ impl Evaluator<'_, '_> {
 
     /// Streams the series of a range argument: labels and all samples the
     /// windows of this evaluator's steps can see (staleness markers
-    /// removed), one series at a time.
+    /// removed), one series at a time. `func` is the function applied, a
+    /// hint for the storage.
     pub fn for_each_range_series(
         &self,
         expr: &Expr,
+        func: Option<&str>,
         f: &mut SeriesVisitor<'_>,
     ) -> Result<(), QueryError> {
         let window = self.window_of(expr)?;
@@ -698,7 +700,6 @@ impl Evaluator<'_, '_> {
         match strip_parens(expr) {
             Expr::MatrixSelector(ms) => {
                 let mut buffer: Vec<Point> = Vec::new();
-                let func = None;
                 self.select(&ms.vs, window.range, func, &mut |series| {
                     buffer.clear();
                     let mut it = series.samples();
@@ -782,9 +783,11 @@ impl Evaluator<'_, '_> {
 
     /// Applies `f` to the window of every step of every series of a range
     /// argument; `f` gets the step index, the window and the window's
-    /// reference time, and returns the step's value if any.
+    /// reference time, and returns the step's value if any. `func` names
+    /// the function for the storage's select hints.
     pub fn range_map(
         &self,
+        func: &str,
         expr: &Expr,
         drop_name: bool,
         f: &mut WindowFunction<'_>,
@@ -792,7 +795,7 @@ impl Evaluator<'_, '_> {
         let window = self.window_of(expr)?;
         let steps = self.steps();
         let mut out = Vec::new();
-        self.for_each_range_series(expr, &mut |labels, samples| {
+        self.for_each_range_series(expr, Some(func), &mut |labels, samples| {
             let mut points = Vec::new();
             let (mut lo, mut hi) = (0usize, 0usize);
             for step in 0..steps {

@@ -750,7 +750,7 @@ impl Evaluator<'_, '_> {
                 Ok(Val::Vector(absent_result(arg(0)?, points)))
             }
             "absent_over_time" => {
-                let series = self.range_map(arg(0)?, true, &mut |_, window, _, _| {
+                let series = self.range_map(name, arg(0)?, true, &mut |_, window, _, _| {
                     (!window.is_empty()).then_some(1.0)
                 })?;
                 let mut present = vec![false; steps];
@@ -776,7 +776,7 @@ impl Evaluator<'_, '_> {
                 let is_rate = name == "rate";
                 let mut non_counter = Vec::new();
                 let result =
-                    self.range_map(arg(0)?, true, &mut |_, samples, labels, reference| {
+                    self.range_map(name, arg(0)?, true, &mut |_, samples, labels, reference| {
                         let value = extrapolated_rate(
                             samples,
                             reference - window.range,
@@ -809,12 +809,14 @@ impl Evaluator<'_, '_> {
             "irate" | "idelta" => {
                 let is_rate = name == "irate";
                 Ok(Val::Vector(self.range_map(
+                    name,
                     arg(0)?,
                     true,
                     &mut |_, samples, _, _| instant_value(samples, is_rate),
                 )?))
             }
             "deriv" => Ok(Val::Vector(self.range_map(
+                name,
                 arg(0)?,
                 true,
                 &mut |_, samples, _, _| {
@@ -824,6 +826,7 @@ impl Evaluator<'_, '_> {
             "predict_linear" => {
                 let duration = self.eval_scalar(arg(1)?)?;
                 Ok(Val::Vector(self.range_map(
+                    name,
                     arg(0)?,
                     true,
                     &mut |step, samples, _, _| {
@@ -839,7 +842,7 @@ impl Evaluator<'_, '_> {
                 let sf = self.eval_scalar(arg(1)?)?;
                 let tf = self.eval_scalar(arg(2)?)?;
                 let mut error = None;
-                let result = self.range_map(arg(0)?, true, &mut |step, samples, _, _| {
+                let result = self.range_map(name, arg(0)?, true, &mut |step, samples, _, _| {
                     let (sf, tf) = (sf[step], tf[step]);
                     if sf <= 0.0 || sf >= 1.0 {
                         error.get_or_insert_with(|| {
@@ -864,7 +867,7 @@ impl Evaluator<'_, '_> {
                 let q = self.eval_scalar(arg(0)?)?;
                 let mut buffer = Vec::new();
                 let mut warned = false;
-                let result = self.range_map(arg(1)?, true, &mut |step, samples, _, _| {
+                let result = self.range_map(name, arg(1)?, true, &mut |step, samples, _, _| {
                     if samples.is_empty() {
                         return None;
                     }
@@ -891,6 +894,7 @@ impl Evaluator<'_, '_> {
             "mad_over_time" => {
                 let mut buffer = Vec::new();
                 Ok(Val::Vector(self.range_map(
+                    name,
                     arg(0)?,
                     true,
                     &mut |_, samples, _, _| {
@@ -925,6 +929,7 @@ impl Evaluator<'_, '_> {
                 let f = over_time_function(name)
                     .ok_or_else(|| QueryError::Internal(format!("no range function {name}")))?;
                 Ok(Val::Vector(self.range_map(
+                    name,
                     arg(0)?,
                     true,
                     &mut |_, samples, _, _| (!samples.is_empty()).then(|| f(samples)),
@@ -933,6 +938,7 @@ impl Evaluator<'_, '_> {
             "last_over_time" | "first_over_time" => {
                 let first = name == "first_over_time";
                 Ok(Val::Vector(self.range_map(
+                    name,
                     arg(0)?,
                     false,
                     &mut |_, samples, _, _| {
