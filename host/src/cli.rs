@@ -6,8 +6,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ember_promql::engine::EngineOptions;
 
 /// `ember`: a Prometheus-compatible monitoring server with WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -84,6 +86,39 @@ pub struct ServerFlags {
     /// Output format of log messages.
     #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
     pub log_format: LogFormat,
+
+    /// Maximum time a query may take before being aborted.
+    #[arg(long = "query.timeout", value_name = "DURATION", default_value = "2m", value_parser = parse_duration_flag)]
+    pub query_timeout: Duration,
+
+    /// Maximum number of samples a single query can load into memory. Note
+    /// that queries will fail if they try to load more samples than this
+    /// into memory, so this also limits the number of samples a query can
+    /// return.
+    #[arg(
+        long = "query.max-samples",
+        value_name = "COUNT",
+        default_value_t = 50_000_000
+    )]
+    pub query_max_samples: usize,
+
+    /// Maximum number of queries executed concurrently.
+    #[arg(
+        long = "query.max-concurrency",
+        value_name = "COUNT",
+        default_value_t = 20
+    )]
+    pub query_max_concurrency: usize,
+
+    /// The maximum lookback duration for retrieving metrics during
+    /// expression evaluations and federation.
+    #[arg(long = "query.lookback-delta", value_name = "DURATION", default_value = "5m", value_parser = parse_duration_flag)]
+    pub query_lookback_delta: Duration,
+}
+
+/// Durations on the command line are Prometheus durations (`2m`, `1h30m`).
+fn parse_duration_flag(text: &str) -> Result<Duration, String> {
+    ember_config::parse_duration(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -101,6 +136,18 @@ pub enum LogFormat {
 }
 
 impl ServerFlags {
+    /// The engine settings the `--query.*` flags choose.
+    pub fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            lookback_delta: i64::try_from(self.query_lookback_delta.as_millis())
+                .unwrap_or(i64::MAX),
+            max_samples: self.query_max_samples,
+            timeout: self.query_timeout,
+            max_concurrency: self.query_max_concurrency,
+            ..EngineOptions::default()
+        }
+    }
+
     /// The flags as `/api/v1/status/flags` reports them: Prometheus's names
     /// without the leading dashes, values as strings.
     pub fn as_pairs(&self) -> Vec<(&'static str, String)> {
@@ -119,6 +166,19 @@ impl ServerFlags {
             (
                 "log.format",
                 format!("{:?}", self.log_format).to_lowercase(),
+            ),
+            (
+                "query.timeout",
+                ember_config::format_duration(self.query_timeout),
+            ),
+            ("query.max-samples", self.query_max_samples.to_string()),
+            (
+                "query.max-concurrency",
+                self.query_max_concurrency.to_string(),
+            ),
+            (
+                "query.lookback-delta",
+                ember_config::format_duration(self.query_lookback_delta),
             ),
         ]
     }
@@ -162,6 +222,34 @@ mod tests {
         assert_eq!(s.listen_address, "0.0.0.0:9090".parse().unwrap());
         assert!(!s.enable_lifecycle && !s.enable_admin_api);
         assert_eq!(s.log_format, LogFormat::Logfmt);
+        assert_eq!(s.query_timeout, Duration::from_secs(120));
+        assert_eq!(s.query_max_samples, 50_000_000);
+        assert_eq!(s.query_max_concurrency, 20);
+        assert_eq!(s.query_lookback_delta, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn query_flags_reach_the_engine_and_the_flags_api() {
+        let s = Cli::try_parse_from([
+            "ember",
+            "--query.timeout=30s",
+            "--query.max-samples=10",
+            "--query.max-concurrency",
+            "4",
+            "--query.lookback-delta=1m30s",
+        ])
+        .expect("query flags parse")
+        .server;
+        let options = s.engine_options();
+        assert_eq!(options.timeout, Duration::from_secs(30));
+        assert_eq!(options.max_samples, 10);
+        assert_eq!(options.max_concurrency, 4);
+        assert_eq!(options.lookback_delta, 90_000);
+        let pairs: std::collections::HashMap<_, _> = s.as_pairs().into_iter().collect();
+        assert_eq!(pairs["query.timeout"], "30s");
+        assert_eq!(pairs["query.lookback-delta"], "1m30s");
+        assert_eq!(pairs["query.max-samples"], "10");
+        assert!(Cli::try_parse_from(["ember", "--query.timeout=soon"]).is_err());
     }
 
     #[test]

@@ -102,6 +102,11 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         readiness: readiness.clone(),
         quit: quit_tx,
         scrape: scrape.clone(),
+        storage: storage.clone(),
+        engine: Arc::new(ember_promql::engine::Engine::new(flags.engine_options())),
+        query_slots: web::QuerySlots::new(flags.query_max_concurrency),
+        flags: Arc::new(flags.clone()),
+        started: std::time::SystemTime::now(),
     };
 
     let (stop_http_tx, stop_http_rx) = oneshot::channel::<()>();

@@ -1,28 +1,44 @@
 //! The HTTP server's routes.
 //!
 //! Handlers live in submodules by concern; this file assembles the router and
-//! the middleware every route shares (request metrics). Later issues add the
-//! query API (`/api/v1/...`), federation, remote write and the UI here.
+//! the middleware every route shares (request metrics). The Prometheus HTTP
+//! API lives in [`query`] (expression queries), [`series`] (series and
+//! labels), [`metadata`], [`status`] and [`targets`]; [`api`] is its
+//! envelope and error vocabulary, [`json`] its exact JSON encoding and
+//! [`params`] its parameter parsing. Later issues add federation, remote
+//! write and the UI here.
 
 pub mod api;
+#[cfg(test)]
+mod api_tests;
+pub mod json;
 mod lifecycle;
+mod metadata;
+pub mod params;
+pub mod query;
+mod series;
 mod status;
 mod targets;
 mod telemetry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::routing::{get, post};
+use ember_model::storage::Storage;
+use ember_promql::engine::Engine;
 use tokio::sync::mpsc;
 
+use crate::cli::ServerFlags;
 use crate::reload::ConfigManager;
 use crate::scrape::ScrapeManager;
 use crate::self_metrics::SelfMetrics;
+pub use query::QuerySlots;
 
 /// Everything handlers share. Cloned per request, so every field is a handle.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     pub config: Arc<ConfigManager>,
     pub metrics: SelfMetrics,
@@ -31,8 +47,32 @@ pub struct AppState {
     /// Asks the server to shut down (`/-/quit`). The server's main loop owns
     /// the receiving end and runs the shutdown sequence.
     pub quit: mpsc::Sender<()>,
-    /// The scrape pools, for the targets API.
+    /// The scrape pools, for the targets and metadata APIs.
     pub scrape: Arc<ScrapeManager>,
+    /// The storage the query and series APIs read.
+    pub storage: Arc<dyn Storage>,
+    /// The PromQL engine.
+    pub engine: Arc<Engine>,
+    /// Bounds the API queries evaluating at once (`--query.max-concurrency`).
+    pub query_slots: QuerySlots,
+    /// The command line, for `/api/v1/status/flags`.
+    pub flags: Arc<ServerFlags>,
+    /// When the server started, for `/api/v1/status/runtimeinfo`.
+    pub started: SystemTime,
+}
+
+// `AppState` holds `Arc<dyn Storage>`, which has no `Debug`; spell out the
+// rest.
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("lifecycle_enabled", &self.lifecycle_enabled)
+            .field("readiness", &self.readiness)
+            .field("engine", &self.engine)
+            .field("query_slots", &self.query_slots)
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether the server is ready to answer queries, shared by the start-up
@@ -68,7 +108,33 @@ pub fn router(state: AppState) -> Router {
                 .get(lifecycle::only_post_or_put),
         )
         .route("/metrics", get(telemetry::metrics))
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route(
+            "/api/v1/query_exemplars",
+            get(query::query_exemplars).post(query::query_exemplars),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route(
+            "/api/v1/parse_query",
+            get(query::parse_query).post(query::parse_query),
+        )
+        .route("/api/v1/series", get(series::series).post(series::series))
+        .route(
+            "/api/v1/labels",
+            get(series::label_names).post(series::label_names),
+        )
+        .route("/api/v1/label/{name}/values", get(series::label_values))
+        .route("/api/v1/metadata", get(metadata::metric_metadata))
+        .route("/api/v1/targets/metadata", get(metadata::target_metadata))
         .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/status/flags", get(status::flags))
+        .route("/api/v1/status/buildinfo", get(status::build_info))
+        .route("/api/v1/status/runtimeinfo", get(status::runtime_info))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/scrape_pools", get(targets::scrape_pools))
         .route_layer(axum::middleware::from_fn_with_state(
