@@ -145,7 +145,7 @@ impl Discoverer for HttpDiscoverer {
 enum FetchError {
     #[error("{0}")]
     Request(#[from] HttpClientError),
-    #[error("{0}")]
+    #[error("{}", with_causes(.0))]
     Http(#[from] reqwest::Error),
     #[error("server returned HTTP status {0}")]
     Status(reqwest::StatusCode),
@@ -153,6 +153,19 @@ enum FetchError {
     ContentType(String),
     #[error("{0}")]
     Decode(#[from] TargetListError),
+}
+
+/// reqwest's messages name the failed request but not why it failed
+/// ("operation timed out", "connection refused"); the log line needs both.
+fn with_causes(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(error) = cause {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        cause = error.source();
+    }
+    message
 }
 
 /// Prometheus accepts exactly `application/json`, optionally followed by

@@ -347,3 +347,16 @@ async fn a_fetch_slower_than_the_refresh_interval_times_out() {
         "a timeout keeps the previous groups"
     );
 }
+
+#[tokio::test]
+async fn connection_errors_say_why() {
+    // Nothing listens on a port that was just released.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/sd", listener.local_addr().unwrap());
+    drop(listener);
+    let discoverer =
+        HttpDiscoverer::new(&config(&url, Duration::from_secs(5)), &metrics()).unwrap();
+    let error = discoverer.fetch().await.unwrap_err().to_string();
+    assert!(error.contains(&url), "{error}");
+    assert!(error.to_lowercase().contains("refused"), "{error}");
+}
