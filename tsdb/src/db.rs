@@ -172,12 +172,14 @@ impl DbInner {
 /// app.append(Some(r), &up, 2_000, 1.0)?;
 /// app.commit()?;
 ///
-/// let querier = storage.querier(0, 10_000)?;
-/// let mut set = querier.select(true, None, &[Matcher::equal("job", "node")])?;
-/// let series = set.next().expect("one series")?;
-/// assert_eq!(collect_samples(series.samples().as_mut())?.len(), 2);
-/// drop(set);
-/// drop(querier);
+/// {
+///     // Everything read borrows the querier; it holds its isolation
+///     // snapshot until dropped.
+///     let querier = storage.querier(0, 10_000)?;
+///     let mut set = querier.select(true, None, &[Matcher::equal("job", "node")])?;
+///     let series = set.next().expect("one series")?;
+///     assert_eq!(collect_samples(series.samples().as_mut())?.len(), 2);
+/// }
 ///
 /// db.close()?; // fsyncs the WAL; later commits fail with `Closed`
 /// let db = Db::open(dir.path(), DbOptions::default())?; // replays

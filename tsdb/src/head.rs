@@ -27,6 +27,7 @@ pub(crate) mod querier;
 pub(crate) mod series;
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -214,14 +215,17 @@ impl Head {
         }
         let id = id.unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::AcqRel));
         let series = Arc::new(MemSeries::new(id, labels.clone()));
-        if by_hash.contains_key(&hash) {
-            shard
-                .collisions
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(labels.clone(), Arc::clone(&series));
-        } else {
-            by_hash.insert(hash, Arc::clone(&series));
+        match by_hash.entry(hash) {
+            Entry::Occupied(_) => {
+                shard
+                    .collisions
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(labels.clone(), Arc::clone(&series));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Arc::clone(&series));
+            }
         }
         self.shard(id)
             .by_id

@@ -64,7 +64,7 @@ fn series_labels(i: usize) -> Labels {
         ("job".to_owned(), job.to_owned()),
         ("instance".to_owned(), format!("host-{i}")),
     ];
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         pairs.push(("env".to_owned(), "prod".to_owned()));
     }
     Labels::new(pairs).expect("labels")
@@ -88,6 +88,9 @@ fn matchers(i: usize) -> Vec<Matcher> {
         _ => vec![nre("env", "|x")],
     }
 }
+
+/// An open transaction on both sides, with the series it started with.
+type OpenTransaction = (Box<dyn Appender>, Box<dyn Appender>, usize);
 
 type Selected = Vec<(Labels, Vec<(i64, u64)>)>;
 
@@ -152,7 +155,8 @@ fn run(ops: Vec<Op>, window: i64, one_series_per_commit: bool) -> Result<(), Tes
         out_of_order_window: window,
     });
     let mut db = Db::open(dir.path(), options).expect("open");
-    let mut open: Option<(Box<dyn Appender>, Box<dyn Appender>, usize)> = None;
+    // The open transaction: (db appender, model appender, its series).
+    let mut open: Option<OpenTransaction> = None;
     for op in ops {
         match op {
             Op::Append { series, t, v } => {
