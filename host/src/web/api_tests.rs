@@ -144,7 +144,7 @@ async fn instant_and_range_queries_render_byte_for_byte() {
     let (_, body) = server.get("/api/v1/query?query=1/3&time=1.5").await;
     assert_eq!(
         body,
-        r#"{"status":"success","data":{"resultType":"scalar","result":[1.500,"0.3333333333333333"]}}"#
+        r#"{"status":"success","data":{"resultType":"scalar","result":[1.5,"0.3333333333333333"]}}"#
     );
     let (_, body) = server
         .get("/api/v1/query?query=%22a%3Cb%22&time=2015-07-01T20:10:51.781Z")

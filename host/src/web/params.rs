@@ -481,7 +481,17 @@ pub fn selector_matchers(selector: &VectorSelector) -> Result<Vec<Matcher>, Para
 pub fn parse_match_params(selectors: &[&str]) -> Result<Vec<Vec<Matcher>>, ParamError> {
     let mut sets = Vec::with_capacity(selectors.len());
     for selector in selectors {
-        let matchers = parse_selector(selector)?;
+        let matchers = match parse_selector(selector) {
+            Ok(matchers) => matchers,
+            // The parser refuses such selectors itself; answer with the
+            // API's wording, which is what Prometheus clients see.
+            Err(ParamError::Selector(message))
+                if message.contains("at least one non-empty matcher") =>
+            {
+                return Err(ParamError::EmptyMatchers);
+            }
+            Err(error) => return Err(error),
+        };
         if matchers.iter().all(Matcher::matches_empty) {
             return Err(ParamError::EmptyMatchers);
         }

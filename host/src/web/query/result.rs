@@ -4,9 +4,18 @@
 //! Written by hand rather than through serde because sample timestamps are
 //! JSON numbers with Prometheus's exact millisecond digits (`1.500`), which
 //! no float serialiser produces.
+//!
+//! Prometheus encodes the four result types along two paths, and so does
+//! this module: vector samples and matrix points go through its jsoniter
+//! encoders (`1.500`, values switching to exponent form at the extremes),
+//! while scalars and strings use their `MarshalJSON` methods, which write
+//! the timestamp as the float `t / 1000` (`1.5`) and a scalar's value with
+//! `strconv.FormatFloat(v, 'f', -1, 64)` (never an exponent).
+
+use std::io::Write as _;
 
 use ember_model::labels::Labels;
-use ember_promql::value::Value;
+use ember_promql::value::{Value, format_float};
 
 use crate::web::json::{write_sample_value, write_string, write_timestamp};
 
@@ -22,10 +31,16 @@ pub fn write_query_data(out: &mut Vec<u8>, value: &Value) {
 /// Appends a result value.
 pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::Scalar(scalar) => write_point(out, scalar.t, scalar.v),
+        Value::Scalar(scalar) => {
+            out.push(b'[');
+            write_float_seconds(out, scalar.t);
+            out.push(b',');
+            write_string(out, &format_float(scalar.v));
+            out.push(b']');
+        }
         Value::String(string) => {
             out.push(b'[');
-            write_timestamp(out, string.t);
+            write_float_seconds(out, string.t);
             out.push(b',');
             write_string(out, &string.v);
             out.push(b']');
@@ -69,6 +84,15 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
             out.push(b']');
         }
     }
+}
+
+/// A millisecond timestamp as Go's `encoding/json` writes the float64
+/// `t / 1000`: shortest round-trip digits, no trailing zeros. (Go switches
+/// to exponent form below 1e-6 and from 1e21; no millisecond timestamp but
+/// zero is that small, and none is that large.)
+fn write_float_seconds(out: &mut Vec<u8>, t: i64) {
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{}", t as f64 / 1000.0);
 }
 
 fn write_point(out: &mut Vec<u8>, t: i64, v: f64) {
@@ -131,7 +155,19 @@ mod tests {
     fn every_result_type_renders_as_prometheus() {
         assert_eq!(
             render(&Value::Scalar(Scalar { t: 1_500, v: 2.0 })),
-            r#"{"resultType":"scalar","result":[1.500,"2"]}"#
+            r#"{"resultType":"scalar","result":[1.5,"2"]}"#
+        );
+        // Scalars never switch to exponent form; vector values do.
+        assert_eq!(
+            render(&Value::Scalar(Scalar { t: 1_050, v: 1e21 })),
+            r#"{"resultType":"scalar","result":[1.05,"1000000000000000000000"]}"#
+        );
+        assert_eq!(
+            render(&Value::Scalar(Scalar {
+                t: 0,
+                v: f64::NEG_INFINITY
+            })),
+            r#"{"resultType":"scalar","result":[0,"-Inf"]}"#
         );
         assert_eq!(
             render(&Value::String(StringValue {
