@@ -254,7 +254,9 @@ fn fetch_settings(config: &ScrapeConfig) -> FetchSettings {
     }
 }
 
-pub(crate) fn ingest_settings(config: &ScrapeConfig) -> IngestSettings {
+/// The ingestion settings a scrape job's configuration implies (public for
+/// the ingestion benchmark and tests).
+pub fn ingest_settings(config: &ScrapeConfig) -> IngestSettings {
     IngestSettings {
         honor_labels: config.honor_labels,
         honor_timestamps: config.honor_timestamps,
