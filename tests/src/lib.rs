@@ -266,6 +266,12 @@ pub struct StaticTarget {
 
 impl StaticTarget {
     pub fn start(routes: Vec<(&'static str, &'static str, String)>) -> Self {
+        Self::start_slow(routes, Duration::ZERO)
+    }
+
+    /// Like [`StaticTarget::start`], but every response waits `delay` first
+    /// (a target slower than its scrape timeout).
+    pub fn start_slow(routes: Vec<(&'static str, &'static str, String)>, delay: Duration) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind target");
         let address = listener.local_addr().expect("target address").to_string();
         let routes = Arc::new(routes);
@@ -273,7 +279,10 @@ impl StaticTarget {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let routes = routes.clone();
-                std::thread::spawn(move || serve_one(stream, &routes));
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    serve_one(stream, &routes)
+                });
             }
         });
         Self { address }
@@ -315,4 +324,52 @@ fn serve_one(mut stream: std::net::TcpStream, routes: &[(&'static str, &'static 
         }
     };
     let _ = stream.write_all(response.as_bytes());
+}
+
+/// A child process killed when dropped (a peer such as node_exporter or
+/// Prometheus that a test starts).
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for a
+/// peer that cannot be told to pick its own).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Whether an executable is on this machine, for tests that need a peer.
+/// Tests print why they skip when it is not.
+pub fn have_program(path: &str) -> bool {
+    Path::new(path).is_file()
+}
+
+/// Polls `url` until it answers 200 or `timeout` passes.
+pub fn wait_http_ok(url: &str, timeout: Duration) -> bool {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if client
+            .get(url)
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }

@@ -135,3 +135,49 @@ fn a_reload_that_removes_a_job_stops_its_targets() {
     let data = wait_targets(&ember, |d| active(d, "two").is_none());
     assert!(active(&data, "one").is_some());
 }
+
+#[test]
+fn slow_and_oversized_targets_are_down_with_the_reason() {
+    let slow = StaticTarget::start_slow(
+        vec![("/metrics", TEXT, "a 1\n".to_owned())],
+        Duration::from_secs(3),
+    );
+    let big_body: String = (0..200).map(|i| format!("metric_{i} {i}\n")).collect();
+    let big = StaticTarget::start(vec![("/metrics", TEXT, big_body)]);
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\nscrape_configs:\n\
+         - job_name: slow\n  static_configs:\n    - targets: ['{}']\n\
+         - job_name: big\n  body_size_limit: 1KB\n  static_configs:\n    - targets: ['{}']\n",
+        slow.address(),
+        big.address()
+    );
+    let ember = Ember::start(Options::with_config(config));
+    let data = wait_targets(&ember, |d| {
+        ["slow", "big"]
+            .iter()
+            .all(|job| active(d, job).is_some_and(|t| t["health"] != "unknown"))
+    });
+    let slow = active(&data, "slow").unwrap();
+    assert_eq!(slow["health"], "down");
+    assert!(
+        slow["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("context deadline exceeded"),
+        "{slow:#}"
+    );
+    let duration = slow["lastScrapeDuration"].as_f64().unwrap();
+    assert!(duration < 1.5, "the timeout bounds the scrape: {duration}");
+    let big = active(&data, "big").unwrap();
+    assert_eq!(big["health"], "down");
+    assert!(
+        big["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("body size limit exceeded"),
+        "{big:#}"
+    );
+    // The server keeps serving throughout.
+    assert_eq!(ember.get("/-/healthy").status(), 200);
+    assert_eq!(ember.get("/-/ready").status(), 200);
+}
