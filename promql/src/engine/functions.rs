@@ -774,35 +774,35 @@ impl Evaluator<'_, '_> {
                 let window = self.window_of(arg(0)?)?;
                 let is_counter = name != "delta";
                 let is_rate = name == "rate";
-                let mut non_counter = Vec::new();
                 let result =
-                    self.range_map(name, arg(0)?, true, &mut |_, samples, labels, reference| {
-                        let value = extrapolated_rate(
+                    self.range_map(name, arg(0)?, true, &mut |_, samples, _, reference| {
+                        extrapolated_rate(
                             samples,
                             reference - window.range,
                             reference,
                             window.range,
                             is_counter,
                             is_rate,
-                        );
-                        if is_counter
-                            && value.is_some()
-                            && let Some(metric) = labels.metric_name()
+                        )
+                    })?;
+                // Checked once per output series rather than per window.
+                if is_counter {
+                    let mut reported: Vec<&str> = Vec::new();
+                    for series in &result {
+                        if let Some(metric) = series.labels.metric_name()
                             && !["_total", "_sum", "_count", "_bucket"]
                                 .iter()
-                                .any(|s| metric.ends_with(s))
-                            && !non_counter.iter().any(|m: &String| m == metric)
+                                .any(|suffix| metric.ends_with(suffix))
+                            && !reported.contains(&metric)
                         {
-                            non_counter.push(metric.to_owned());
+                            reported.push(metric);
+                            self.ctx.annotate(
+                                Severity::Info,
+                                format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"),
+                                arg_position(0),
+                            );
                         }
-                        value
-                    })?;
-                for metric in non_counter {
-                    self.ctx.annotate(
-                        Severity::Info,
-                        format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"),
-                        arg_position(0),
-                    );
+                    }
                 }
                 Ok(Val::Vector(result))
             }
