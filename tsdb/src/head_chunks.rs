@@ -93,6 +93,10 @@ fn io_error(path: &Path, source: io::Error) -> ChunkFileError {
 struct Segment {
     index: u16,
     path: PathBuf,
+    /// Written with `pwrite`, not through the mapping, so that freshly
+    /// written chunks do not count towards the process's resident memory
+    /// until a query reads them (the page cache keeps both views coherent).
+    file: File,
     map: MmapRaw,
 }
 
@@ -269,7 +273,12 @@ fn create_segment(dir: &Path, index: u16, size: u64) -> Result<Segment, ChunkFil
     file.set_len(size).map_err(|e| io_error(&path, e))?;
     sync_dir(dir)?;
     let map = MmapRaw::map_raw(&file).map_err(|e| io_error(&path, e))?;
-    Ok(Segment { index, path, map })
+    Ok(Segment {
+        index,
+        path,
+        file,
+        map,
+    })
 }
 
 impl ChunkFiles {
@@ -298,7 +307,12 @@ impl ChunkFiles {
                 .map_err(|e| io_error(&path, e))?;
             let file_len = file.metadata().map_err(|e| io_error(&path, e))?.len();
             let map = MmapRaw::map_raw(&file).map_err(|e| io_error(&path, e))?;
-            let segment = Segment { index, path, map };
+            let segment = Segment {
+                index,
+                path,
+                file,
+                map,
+            };
             let len = segment.map.len();
             let all = segment.bytes(0, len).unwrap_or(&[]);
             let header_ok = all.len() >= SEGMENT_HEADER_LEN
@@ -336,7 +350,7 @@ impl ChunkFiles {
                     "head chunk segment damaged: keeping the chunks before the damage, dropping the rest"
                 );
                 let keep = if header_ok { offset as u64 } else { 0 };
-                drop(segment);
+                let Segment { file, .. } = segment;
                 let path = segment_path(dir, index);
                 if keep == 0 {
                     fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
@@ -347,7 +361,12 @@ impl ChunkFiles {
                 file.set_len(file_len).map_err(|e| io_error(&path, e))?;
                 file.sync_all().map_err(|e| io_error(&path, e))?;
                 let map = MmapRaw::map_raw(&file).map_err(|e| io_error(&path, e))?;
-                segments.push(Arc::new(Segment { index, path, map }));
+                segments.push(Arc::new(Segment {
+                    index,
+                    path,
+                    file,
+                    map,
+                }));
             } else {
                 segments.push(Arc::new(segment));
             }
@@ -412,27 +431,22 @@ impl ChunkFiles {
             segment: segment.index,
             offset: *pos,
         })?;
-        // SAFETY: `[pos, pos + entry_len)` is inside the mapping (checked
-        // above) and after every published entry, so no reader can be
-        // looking at it; the writer mutex excludes other writers.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                entry.as_ptr(),
-                segment.map.as_mut_ptr().add(*pos),
-                entry_len,
-            );
-        }
+        // The range `[pos, pos + entry_len)` is inside the file (checked
+        // above) and after every published entry, so no reader looks at it
+        // yet; the writer mutex excludes other writers.
+        std::os::unix::fs::FileExt::write_all_at(&segment.file, &entry, *pos as u64)
+            .map_err(|e| io_error(&segment.path, e))?;
         *pos += entry_len;
         Ok(ChunkRef::new(segment.index, offset, num_samples))
     }
 
-    /// Finishes the current segment (msync) and starts the next one, big
+    /// Finishes the current segment (fdatasync) and starts the next one, big
     /// enough for an entry of `entry_len` bytes.
     fn cut(&self, writer: &mut Writer, entry_len: usize) -> Result<(), ChunkFileError> {
         if let Some((segment, _)) = writer.current.take() {
             segment
-                .map
-                .flush()
+                .file
+                .sync_data()
                 .map_err(|e| io_error(&segment.path, e))?;
         }
         let next = {
@@ -490,8 +504,8 @@ impl ChunkFiles {
         let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((segment, _)) = writer.current.as_ref() {
             segment
-                .map
-                .flush()
+                .file
+                .sync_data()
                 .map_err(|e| io_error(&segment.path, e))?;
         }
         Ok(())
