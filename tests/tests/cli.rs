@@ -120,3 +120,32 @@ fn check_config_fails_if_any_file_is_bad_and_reports_each() {
     assert!(stderr.contains("bad.yml:3:"), "{stderr}");
     assert!(stderr.contains("scrape_intervall"), "{stderr}");
 }
+
+#[test]
+fn check_config_accepts_the_configs_debian_prometheus_ships() {
+    let shipped: Vec<&Path> = [
+        "/etc/prometheus/prometheus.yml",
+        "/usr/share/doc/prometheus/examples/prometheus.yml",
+    ]
+    .into_iter()
+    .map(Path::new)
+    .filter(|p| p.is_file())
+    .collect();
+    if shipped.is_empty() {
+        eprintln!(
+            "SKIP: Debian's prometheus package is not installed; no shipped configs to check"
+        );
+        return;
+    }
+    let output = Command::new(ember_binary())
+        .args(["check", "config"])
+        .args(&shipped)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
