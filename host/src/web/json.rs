@@ -160,8 +160,17 @@ pub fn write_timestamp(out: &mut Vec<u8>, t: i64) {
 
 /// Appends a sample value as a quoted string (see [`format_sample_value`]).
 pub fn write_sample_value(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write as _;
     out.push(b'"');
-    out.extend_from_slice(format_sample_value(v).as_bytes());
+    let magnitude = v.abs();
+    if v.is_finite() && (magnitude == 0.0 || (1e-6..1e21).contains(&magnitude)) {
+        // The common case, written in place: results can hold millions of
+        // points, and a String per value would dominate the encoding time.
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{v}");
+    } else {
+        out.extend_from_slice(format_sample_value(v).as_bytes());
+    }
     out.push(b'"');
 }
 
@@ -231,6 +240,9 @@ mod tests {
         ];
         for (value, expected) in cases {
             assert_eq!(format_sample_value(*value), *expected, "{value:e}");
+            let mut quoted = Vec::new();
+            write_sample_value(&mut quoted, *value);
+            assert_eq!(quoted, format!("\"{expected}\"").into_bytes(), "{value:e}");
         }
     }
 
