@@ -2,26 +2,12 @@
 //!
 //! - [`engine::Engine`] evaluates instant and range queries over any
 //!   [`ember_model::storage::Queryable`] and returns [`value::Value`]s with
-//!   annotations, under limits (timeout, samples, concurrency) and a
-//!   [`engine::CancellationToken`].
-//! - [`parser`] is the thin layer over the parser.
-//! - [`promqltest`] runs Prometheus's promqltest DSL files.
-//!
-//! # Parser decision
-//!
-//! Parsing uses the `promql-parser` crate (0.11, GreptimeTeam, Apache-2.0):
-//! it parses all 1,281 expressions of the core conformance files and its
-//! trees round-trip through its printer. What it lacks is recovered in
-//! [`parser`], the only module that touches its AST types besides the
-//! evaluator: source positions for annotation messages are re-derived from
-//! the query text, and Go's byte semantics of `\x` string escapes are
-//! checked from the text. What it cannot do, and what would make us write
-//! our own parser: duration expressions (`[5m+1m]`, `step()`),
-//! `anchored`/`smoothed` range modifiers and the native histogram trim
-//! operators `</` and `>/` (the experimental `duration_expression`,
-//! `extended_vectors` and part of `native_histograms` test files), and
-//! Prometheus-worded syntax errors with positions (the crate reports most
-//! syntax errors as `invalid promql query`).
+//!   annotations (warnings and infos), under limits (timeout, samples held,
+//!   concurrent queries) and a [`engine::CancellationToken`].
+//! - [`parser`] is the thin layer over the parser crate: the only module
+//!   besides the evaluator that sees its syntax tree.
+//! - [`promqltest`] runs Prometheus's promqltest DSL files; the
+//!   `conformance` test runs upstream's files and `testdata/*.test`.
 //!
 //! ```
 //! use ember_model::storage::MemStorage;
@@ -33,6 +19,32 @@
 //! assert!(matches!(result.value, Value::Scalar(s) if s.v == 3.0));
 //! # Ok::<(), ember_promql::engine::QueryError>(())
 //! ```
+//!
+//! # Parser decision
+//!
+//! Parsing uses the `promql-parser` crate (0.11, GreptimeTeam, Apache-2.0)
+//! rather than a parser of our own. It parses every expression of the core
+//! conformance files, its trees round-trip through its printer (which
+//! `/api/v1/format_query` can use), and it is maintained. Its gaps are
+//! handled in [`parser`], not worked around in the engine:
+//!
+//! - **Positions.** Its nodes have no spans, but Prometheus ends annotation
+//!   messages with the node's `line:col`. [`parser::SourceMap`] recovers the
+//!   positions of calls, aggregations and their arguments from the text
+//!   (their names occur in the source in the order a pre-order walk meets
+//!   them), which is what every positioned annotation of the suite needs.
+//! - **Go string escapes.** `"\xc5"` is a raw byte in PromQL; the crate
+//!   decodes it as U+00C5. Strings whose Go decoding is invalid UTF-8 are
+//!   detected from the text ([`parser::Query::invalid_utf8`]) so label
+//!   names made of them are refused as Prometheus refuses them.
+//!
+//! What it cannot do, and what would justify writing our own parser: the
+//! newer syntax of the experimental test files — duration arithmetic
+//! (`[5m+1m]`, `offset step()`), the `anchored`/`smoothed` range modifiers
+//! and the native-histogram trim operators `</`, `>/` — and `info()`
+//! second arguments whose matchers all match the empty string. Its syntax
+//! errors are mostly the generic `invalid promql query` without a position;
+//! a position is added when the message quotes an unambiguous fragment.
 
 pub mod engine;
 pub mod parser;

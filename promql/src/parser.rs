@@ -73,13 +73,14 @@ pub fn parse_query(text: &str) -> Result<Query, ParseError> {
 }
 
 /// The crate's messages are position-less; when the message quotes an
-/// offending fragment, point at its first occurrence.
+/// offending fragment that occurs exactly once in the query, point at it.
 fn locate_error(text: &str, message: &str) -> Option<(usize, usize)> {
     let quoted = message
         .split('\'')
         .nth(1)
         .or_else(|| message.split('"').nth(1))?;
-    if quoted.is_empty() {
+    // An ambiguous position would mislead more than none.
+    if quoted.is_empty() || text.matches(quoted).count() != 1 {
         return None;
     }
     text.find(quoted).map(|offset| line_column(text, offset))

@@ -737,7 +737,8 @@ impl Evaluator<'_, '_> {
                 let step = match &sq.step {
                     Some(step) if !step.is_zero() => duration_ms(step),
                     _ => self.ctx.limits.default_subquery_step,
-                };
+                }
+                .max(1);
                 // The first step is the first multiple of `step` after the
                 // earliest window's start, as Prometheus aligns subqueries
                 // to absolute time so that consecutive evaluations see the
