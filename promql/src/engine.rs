@@ -66,9 +66,10 @@ pub struct EngineOptions {
     /// The step of subqueries written without one (`x[1h:]`), ms: the
     /// global evaluation interval, 1m by default.
     pub default_subquery_step: i64,
-    /// Whether experimental functions (`limitk`, `mad_over_time`,
-    /// `sort_by_label`, ...) are allowed, as Prometheus's
-    /// `--enable-feature=promql-experimental-functions`.
+    /// Whether experimental functions (`mad_over_time`, `sort_by_label`,
+    /// `info`, `ts_of_*_over_time`, ...) are allowed, as Prometheus's
+    /// `--enable-feature=promql-experimental-functions` (off by default,
+    /// as there).
     pub enable_experimental_functions: bool,
 }
 
@@ -80,7 +81,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             max_concurrency: 20,
             default_subquery_step: 60 * 1000,
-            enable_experimental_functions: true,
+            enable_experimental_functions: false,
         }
     }
 }

@@ -72,6 +72,12 @@ pub fn parse_query(text: &str) -> Result<Query, ParseError> {
     })
 }
 
+/// Formats a query as Prometheus's `/api/v1/format_query` does (the
+/// parser crate's pretty-printer).
+pub fn format_query(text: &str) -> Result<String, ParseError> {
+    Ok(parse_query(text)?.expr.prettify())
+}
+
 /// The crate's messages are position-less; when the message quotes an
 /// offending fragment that occurs exactly once in the query, point at it.
 fn locate_error(text: &str, message: &str) -> Option<(usize, usize)> {

@@ -138,8 +138,9 @@ struct EvalCommand {
 
 /// Runs the DSL in `text` (named `name` in reports).
 pub fn run_str(name: &str, text: &str) -> Result<FileReport, TestError> {
+    // Upstream's test engine enables the experimental functions.
     let engine = Engine::new(EngineOptions {
-        max_samples: 50_000_000,
+        enable_experimental_functions: true,
         ..EngineOptions::default()
     });
     let mut report = FileReport {

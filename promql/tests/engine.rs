@@ -200,3 +200,20 @@ fn concurrency_limit_queues_queries() {
         .expect("first query succeeds");
     assert!(matches!(result.value, Value::Vector(v) if v.len() == 1));
 }
+
+#[test]
+fn experimental_functions_are_gated() {
+    let storage = storage(1, 5);
+    let engine = Engine::new(EngineOptions::default());
+    let error = engine
+        .instant(&storage, "mad_over_time(requests_total[1m])", 60_000)
+        .expect_err("experimental functions are off by default");
+    assert_eq!(error.error_type(), "bad_data");
+    let engine = Engine::new(EngineOptions {
+        enable_experimental_functions: true,
+        ..EngineOptions::default()
+    });
+    engine
+        .instant(&storage, "mad_over_time(requests_total[1m])", 60_000)
+        .expect("enabled");
+}

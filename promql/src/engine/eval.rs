@@ -284,6 +284,17 @@ fn validate(expr: &Expr, experimental: bool) -> Result<(), QueryError> {
                     call.func.name
                 )));
             }
+            Expr::Aggregate(agg)
+                if !experimental
+                    && matches!(
+                        agg.op.id(),
+                        crate::parser::token::T_LIMITK | crate::parser::token::T_LIMIT_RATIO
+                    ) =>
+            {
+                error = Some(QueryError::BadData(
+                    "parse error: limitk() and limit_ratio() are experimental and must be enabled with --enable-feature=promql-experimental-functions".into(),
+                ));
+            }
             Expr::Call(call) if !super::functions::is_supported(call.func.name) => {
                 error = Some(QueryError::BadData(format!(
                     "parse error: function {:?} is not supported",
