@@ -217,3 +217,13 @@ fn experimental_functions_are_gated() {
         .instant(&storage, "mad_over_time(requests_total[1m])", 60_000)
         .expect("enabled");
 }
+
+#[test]
+fn non_promql_syntax_is_refused() {
+    let storage = storage(1, 5);
+    let engine = Engine::new(EngineOptions::default());
+    let error = engine
+        .instant(&storage, r#"requests_total{id="0" or id="1"}"#, 0)
+        .expect_err("\"or\" in matchers is an extension of the parser crate");
+    assert_eq!(error.error_type(), "bad_data");
+}

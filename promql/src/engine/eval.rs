@@ -273,7 +273,11 @@ fn validate(expr: &Expr, experimental: bool) -> Result<(), QueryError> {
             return;
         }
         match node {
-            Expr::VectorSelector(vs) if !vs.matchers.or_matchers.is_empty() => {
+            Expr::VectorSelector(parser::VectorSelector { matchers, .. })
+            | Expr::MatrixSelector(parser::MatrixSelector {
+                vs: parser::VectorSelector { matchers, .. },
+                ..
+            }) if !matchers.or_matchers.is_empty() => {
                 error = Some(QueryError::BadData(
                     "parse error: \"or\" inside label matchers is not PromQL".into(),
                 ));
@@ -329,7 +333,6 @@ pub(super) fn walk(expr: &Expr, f: &mut dyn FnMut(&Expr)) {
         }
         Expr::Paren(p) => walk(&p.expr, f),
         Expr::Subquery(s) => walk(&s.expr, f),
-        Expr::MatrixSelector(m) => f(&Expr::VectorSelector(m.vs.clone())),
         _ => {}
     }
 }
