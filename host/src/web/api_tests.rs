@@ -159,6 +159,23 @@ async fn instant_and_range_queries_render_byte_for_byte() {
         "matrix of an instant query: {body}"
     );
 
+    // Statistics on request.
+    let (_, body) = server.get("/api/v1/query?query=up&time=30&stats=all").await;
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let samples = &value["data"]["stats"]["samples"];
+    assert!(
+        samples["totalQueryableSamples"].as_u64().unwrap() >= 2,
+        "{body}"
+    );
+    assert_eq!(samples["peakSamples"], 2, "{body}");
+    assert!(body.contains(r#""resultSortTime":0,"#), "{body}");
+    assert!(
+        value["data"]["stats"]["timings"]["execTotalTime"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
     // Form POSTs are read like GETs.
     let (status, body) = server
         .post_form("/api/v1/query", "query=count(up)&time=30")

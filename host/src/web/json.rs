@@ -195,6 +195,32 @@ pub fn format_sample_value(v: f64) -> String {
     }
 }
 
+/// A float as Go's `encoding/json` writes a number: shortest digits in
+/// positional notation, exponent form below 1e-6 and from 1e21 in
+/// magnitude with the exponent's leading zero removed (`1e-7`). Not
+/// defined for NaN and infinities, which JSON cannot hold; those are
+/// written as `0`.
+pub fn write_go_json_number(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write as _;
+    if !v.is_finite() {
+        out.push(b'0');
+        return;
+    }
+    let magnitude = v.abs();
+    // Writing to a Vec cannot fail.
+    if magnitude == 0.0 || (1e-6..1e21).contains(&magnitude) {
+        let _ = write!(out, "{v}");
+    } else {
+        let _ = write!(out, "{v:e}");
+        // Rust writes `1e-7` and `1e21`; Go writes `1e-7` and `1e+21`.
+        if magnitude >= 1.0
+            && let Some(position) = out.iter().rposition(|&b| b == b'e')
+        {
+            out.insert(position + 1, b'+');
+        }
+    }
+}
+
 /// Go's `'e'` format with shortest digits: Rust's `{:e}` has the same
 /// digits but writes the exponent bare (`1e-7`), where Go writes a sign and
 /// at least two digits (`1e-07`).
@@ -243,6 +269,23 @@ mod tests {
             let mut quoted = Vec::new();
             write_sample_value(&mut quoted, *value);
             assert_eq!(quoted, format!("\"{expected}\"").into_bytes(), "{value:e}");
+        }
+    }
+
+    #[test]
+    fn json_numbers_format_as_go() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0"),
+            (0.000018245, "0.000018245"),
+            (3.94e-6, "0.00000394"),
+            (9.5e-7, "9.5e-7"),
+            (1e21, "1e+21"),
+            (12.5, "12.5"),
+        ];
+        for (value, expected) in cases {
+            let mut out = Vec::new();
+            write_go_json_number(&mut out, *value);
+            assert_eq!(String::from_utf8(out).unwrap(), *expected);
         }
     }
 

@@ -113,6 +113,52 @@ struct QueryRequest {
     limit: usize,
     timeout: Option<Duration>,
     lookback_delta: Option<i64>,
+    /// Whether to answer with `stats` (any non-empty `stats` parameter).
+    stats: bool,
+}
+
+/// Prometheus's `stats` member: phase timings in seconds and sample
+/// counts, written as Go writes the numbers. Per-step counts
+/// (`stats=all`) need per-step accounting the engine does not keep, so they
+/// are left out, as Prometheus leaves them out when per-step statistics
+/// are disabled.
+#[derive(Debug)]
+struct QueryStatsJson {
+    eval_total_time: Duration,
+    query_preparation_time: Duration,
+    exec_queue_time: Duration,
+    exec_total_time: Duration,
+    total_queryable_samples: u64,
+    peak_samples: usize,
+}
+
+impl QueryStatsJson {
+    fn to_json(&self) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut out = Vec::with_capacity(256);
+        let seconds = |out: &mut Vec<u8>, name: &str, value: Duration| {
+            out.extend_from_slice(name.as_bytes());
+            super::json::write_go_json_number(out, value.as_secs_f64());
+        };
+        out.extend_from_slice(b"{\"timings\":{");
+        seconds(&mut out, "\"evalTotalTime\":", self.eval_total_time);
+        seconds(&mut out, ",\"resultSortTime\":", Duration::ZERO);
+        seconds(
+            &mut out,
+            ",\"queryPreparationTime\":",
+            self.query_preparation_time,
+        );
+        seconds(&mut out, ",\"innerEvalTime\":", self.eval_total_time);
+        seconds(&mut out, ",\"execQueueTime\":", self.exec_queue_time);
+        seconds(&mut out, ",\"execTotalTime\":", self.exec_total_time);
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            out,
+            "}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+            self.total_queryable_samples, self.peak_samples
+        );
+        out
+    }
 }
 
 /// `GET|POST /api/v1/query`.
@@ -135,6 +181,7 @@ pub(super) async fn instant(
         limit,
         timeout,
         lookback_delta,
+        stats: !params.value("stats").is_empty(),
     };
     execute(&state, request).await
 }
@@ -182,6 +229,7 @@ pub(super) async fn range(
         limit,
         timeout,
         lookback_delta,
+        stats: !params.value("stats").is_empty(),
     };
     execute(&state, request).await
 }
@@ -214,10 +262,12 @@ fn parse_lookback_delta(params: &Params) -> Result<Option<i64>, ApiError> {
 /// Parses, waits for a slot, evaluates on the blocking pool, truncates to
 /// `limit` and renders.
 async fn execute(state: &AppState, request: QueryRequest) -> Result<Response, ApiError> {
+    let received = Instant::now();
     let engine = state.engine.clone();
     let query = engine
         .parse(&request.text)
         .map_err(|e| ApiError::invalid_param("query", e))?;
+    let prepared = received.elapsed();
 
     let timeout = request.timeout.map_or(engine.options().timeout, |t| {
         t.min(engine.options().timeout)
@@ -226,6 +276,7 @@ async fn execute(state: &AppState, request: QueryRequest) -> Result<Response, Ap
     let token = CancellationToken::new();
     let mut guard = CancelOnDrop::new(token.clone());
     let permit = state.query_slots.acquire(timeout).await?;
+    let queued = started.elapsed();
     let options = QueryOptions {
         lookback_delta: request.lookback_delta,
         timeout: Some(timeout.saturating_sub(started.elapsed())),
@@ -236,20 +287,25 @@ async fn execute(state: &AppState, request: QueryRequest) -> Result<Response, Ap
     let outcome = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let queryable: &dyn Queryable = as_queryable(storage.as_ref());
-        match evaluation {
+        let evaluating = Instant::now();
+        let result = match evaluation {
             Evaluation::Instant { time } => engine.instant_query(queryable, &query, time, &options),
             Evaluation::Range { start, end, step } => {
                 engine.range_query(queryable, &query, start, end, step, &options)
             }
-        }
+        };
+        result.map(|result| (result, evaluating.elapsed()))
     })
     .await;
     guard.disarm();
-    let QueryResult {
-        mut value,
-        mut annotations,
-        ..
-    } = match outcome {
+    let (
+        QueryResult {
+            mut value,
+            mut annotations,
+            stats,
+        },
+        evaluated,
+    ) = match outcome {
         Ok(result) => result?,
         Err(join_error) => {
             return Err(ApiError::internal(format!(
@@ -260,8 +316,19 @@ async fn execute(state: &AppState, request: QueryRequest) -> Result<Response, Ap
     if request.limit > 0 && result::truncate(&mut value, request.limit) {
         annotations.warn(TRUNCATED_WARNING);
     }
+    let stats_json = request.stats.then(|| {
+        QueryStatsJson {
+            eval_total_time: evaluated,
+            query_preparation_time: prepared,
+            exec_queue_time: queued,
+            exec_total_time: received.elapsed(),
+            total_queryable_samples: stats.samples_loaded,
+            peak_samples: stats.peak_samples,
+        }
+        .to_json()
+    });
     let mut data = Vec::with_capacity(256);
-    result::write_query_data(&mut data, &value);
+    result::write_query_data(&mut data, &value, stats_json.as_deref());
     Ok(success(&data, &annotations))
 }
 

@@ -19,12 +19,17 @@ use ember_promql::value::{Value, format_float};
 
 use crate::web::json::{write_sample_value, write_string, write_timestamp};
 
-/// Appends the `data` object of a query response.
-pub fn write_query_data(out: &mut Vec<u8>, value: &Value) {
+/// Appends the `data` object of a query response; `stats` is the
+/// serialised `stats` member, present when the request asked for it.
+pub fn write_query_data(out: &mut Vec<u8>, value: &Value, stats: Option<&[u8]>) {
     out.extend_from_slice(b"{\"resultType\":\"");
     out.extend_from_slice(value.type_name().as_bytes());
     out.extend_from_slice(b"\",\"result\":");
     write_value(out, value);
+    if let Some(stats) = stats {
+        out.extend_from_slice(b",\"stats\":");
+        out.extend_from_slice(stats);
+    }
     out.push(b'}');
 }
 
@@ -143,7 +148,7 @@ mod tests {
 
     fn render(value: &Value) -> String {
         let mut out = Vec::new();
-        write_query_data(&mut out, value);
+        write_query_data(&mut out, value, None);
         String::from_utf8(out).unwrap()
     }
 
@@ -209,6 +214,20 @@ mod tests {
         assert_eq!(
             render(&Value::Vector(Vec::new())),
             r#"{"resultType":"vector","result":[]}"#
+        );
+    }
+
+    #[test]
+    fn stats_follow_the_result() {
+        let mut out = Vec::new();
+        write_query_data(
+            &mut out,
+            &Value::Vector(Vec::new()),
+            Some(b"{\"samples\":{}}"),
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"resultType":"vector","result":[],"stats":{"samples":{}}}"#
         );
     }
 
