@@ -284,52 +284,51 @@ async fn execute(state: &AppState, request: QueryRequest) -> Result<Response, Ap
     };
     let storage = state.storage.clone();
     let evaluation = request.evaluation;
+    let (limit, want_stats) = (request.limit, request.stats);
+    // Rendering runs on the blocking pool too: a large matrix takes a
+    // while to encode, and the async workers must stay free.
     let outcome = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let queryable: &dyn Queryable = as_queryable(storage.as_ref());
         let evaluating = Instant::now();
-        let result = match evaluation {
+        let QueryResult {
+            mut value,
+            mut annotations,
+            stats,
+        } = match evaluation {
             Evaluation::Instant { time } => engine.instant_query(queryable, &query, time, &options),
             Evaluation::Range { start, end, step } => {
                 engine.range_query(queryable, &query, start, end, step, &options)
             }
-        };
-        result.map(|result| (result, evaluating.elapsed()))
+        }?;
+        let evaluated = evaluating.elapsed();
+        if limit > 0 && result::truncate(&mut value, limit) {
+            annotations.warn(TRUNCATED_WARNING);
+        }
+        let stats = want_stats.then(|| {
+            QueryStatsJson {
+                eval_total_time: evaluated,
+                query_preparation_time: prepared,
+                exec_queue_time: queued,
+                exec_total_time: received.elapsed(),
+                total_queryable_samples: stats.samples_loaded,
+                peak_samples: stats.peak_samples,
+            }
+            .to_json()
+        });
+        let mut data = Vec::with_capacity(256);
+        result::write_query_data(&mut data, &value, stats.as_deref());
+        Ok::<_, QueryError>((data, annotations))
     })
     .await;
     guard.disarm();
-    let (
-        QueryResult {
-            mut value,
-            mut annotations,
-            stats,
-        },
-        evaluated,
-    ) = match outcome {
-        Ok(result) => result?,
-        Err(join_error) => {
-            return Err(ApiError::internal(format!(
-                "unexpected error: {join_error}"
-            )));
-        }
-    };
-    if request.limit > 0 && result::truncate(&mut value, request.limit) {
-        annotations.warn(TRUNCATED_WARNING);
+    match outcome {
+        Ok(Ok((data, annotations))) => Ok(success(&data, &annotations)),
+        Ok(Err(error)) => Err(error.into()),
+        Err(join_error) => Err(ApiError::internal(format!(
+            "unexpected error: {join_error}"
+        ))),
     }
-    let stats_json = request.stats.then(|| {
-        QueryStatsJson {
-            eval_total_time: evaluated,
-            query_preparation_time: prepared,
-            exec_queue_time: queued,
-            exec_total_time: received.elapsed(),
-            total_queryable_samples: stats.samples_loaded,
-            peak_samples: stats.peak_samples,
-        }
-        .to_json()
-    });
-    let mut data = Vec::with_capacity(256);
-    result::write_query_data(&mut data, &value, stats_json.as_deref());
-    Ok(success(&data, &annotations))
 }
 
 fn as_queryable(storage: &dyn Storage) -> &dyn Queryable {
