@@ -61,15 +61,6 @@ impl Params {
         Self { pairs }
     }
 
-    /// Parameters from a URL query string only.
-    pub fn from_query(query: &str) -> Self {
-        Self {
-            pairs: url::form_urlencoded::parse(query.as_bytes())
-                .into_owned()
-                .collect(),
-        }
-    }
-
     /// The first value of `name`, or `""` (Go's `FormValue`).
     pub fn value(&self, name: &str) -> &str {
         self.pairs
