@@ -60,19 +60,28 @@ impl Config {
     /// empty items removed; empty when unset.
     pub fn list(&self, key: &str) -> Vec<&str> {
         self.get(key)
-            .map(|raw| raw.split(',').map(str::trim).filter(|item| !item.is_empty()).collect())
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Every key and value, sorted by key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(key, value)| (key.as_str(), value.as_str()))
+        self.entries
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
     }
 }
 
 impl FromIterator<(String, String)> for Config {
     fn from_iter<I: IntoIterator<Item = (String, String)>>(entries: I) -> Config {
-        Config { entries: entries.into_iter().collect() }
+        Config {
+            entries: entries.into_iter().collect(),
+        }
     }
 }
 
@@ -81,7 +90,10 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Config {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -101,6 +113,9 @@ mod tests {
         let c = config(&[("n", "12"), ("bad", "x")]);
         assert_eq!(c.parse::<u32>("n").unwrap(), Some(12));
         assert_eq!(c.parse::<u32>("absent").unwrap(), None);
-        assert!(matches!(c.parse::<u32>("bad"), Err(PluginError::InvalidConfig(_))));
+        assert!(matches!(
+            c.parse::<u32>("bad"),
+            Err(PluginError::InvalidConfig(_))
+        ));
     }
 }

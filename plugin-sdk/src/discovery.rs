@@ -37,13 +37,19 @@ impl TargetGroupBuilder {
     /// Starts a group with a source name that is stable across refreshes.
     pub fn new(source: impl Into<String>) -> TargetGroupBuilder {
         TargetGroupBuilder {
-            group: TargetGroup { source: source.into(), targets: Vec::new(), labels: Vec::new() },
+            group: TargetGroup {
+                source: source.into(),
+                targets: Vec::new(),
+                labels: Vec::new(),
+            },
         }
     }
 
     /// Adds a label common to every target of the group.
     pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.group.labels.extend(labels([(name.into(), value.into())]));
+        self.group
+            .labels
+            .extend(labels([(name.into(), value.into())]));
         self
     }
 
@@ -80,10 +86,9 @@ macro_rules! export_discoverer {
                     $crate::__private::init(&STATE, <$plugin as $crate::Discoverer>::init)
                 }
 
-                fn refresh() -> ::std::result::Result<
-                    ::std::vec::Vec<$crate::TargetGroup>,
-                    $crate::PluginError,
-                > {
+                fn refresh()
+                -> ::std::result::Result<::std::vec::Vec<$crate::TargetGroup>, $crate::PluginError>
+                {
                     $crate::Discoverer::refresh($crate::__private::state(&STATE)?)
                 }
             }

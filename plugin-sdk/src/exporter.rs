@@ -16,8 +16,11 @@ pub trait Exporter: Sized + Send + Sync + 'static {
     /// Collects the metrics of the target with labels `target` (after target
     /// relabeling, so with `__address__` and `__param_*`), given the scrape's
     /// URL parameters.
-    fn collect(&self, target: LabelSet, params: Vec<Param>)
-    -> Result<Vec<MetricFamily>, PluginError>;
+    fn collect(
+        &self,
+        target: LabelSet,
+        params: Vec<Param>,
+    ) -> Result<Vec<MetricFamily>, PluginError>;
 }
 
 /// Builds one [`MetricFamily`], naming samples after the family's type.

@@ -19,7 +19,9 @@ pub trait LabelSetExt {
 
 impl LabelSetExt for LabelSet {
     fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|label| label.name == name).map(|label| label.value.as_str())
+        self.iter()
+            .find(|label| label.name == name)
+            .map(|label| label.value.as_str())
     }
 
     fn set(&mut self, name: &str, value: impl Into<String>) {
@@ -30,7 +32,10 @@ impl LabelSetExt for LabelSet {
         }
         match self.iter_mut().find(|label| label.name == name) {
             Some(label) => label.value = value,
-            None => self.push(Label { name: name.to_owned(), value }),
+            None => self.push(Label {
+                name: name.to_owned(),
+                value,
+            }),
         }
     }
 
@@ -46,7 +51,10 @@ pub fn labels<N: Into<String>, V: Into<String>>(
 ) -> LabelSet {
     pairs
         .into_iter()
-        .map(|(name, value)| Label { name: name.into(), value: value.into() })
+        .map(|(name, value)| Label {
+            name: name.into(),
+            value: value.into(),
+        })
         .collect()
 }
 

@@ -20,7 +20,10 @@ pub trait Relabeler: Sized + Send + Sync + 'static {
     /// Relabels a whole batch. The default applies
     /// [`relabel_one`](Relabeler::relabel_one) to each label set.
     fn relabel(&self, batch: Vec<LabelSet>) -> Result<Vec<Option<LabelSet>>, PluginError> {
-        Ok(batch.into_iter().map(|labels| self.relabel_one(labels)).collect())
+        Ok(batch
+            .into_iter()
+            .map(|labels| self.relabel_one(labels))
+            .collect())
     }
 
     /// Relabels one label set: `Some` keeps it (possibly changed), `None`

@@ -21,7 +21,9 @@ pub trait RemoteStorage: Sized + Send + Sync + 'static {
     /// Answers a remote-read query. The default says the plugin cannot read.
     fn read(&self, query: ReadQuery) -> Result<Vec<Series>, PluginError> {
         let _ = query;
-        Err(PluginError::Unsupported("this plugin does not answer remote-read queries".to_owned()))
+        Err(PluginError::Unsupported(
+            "this plugin does not answer remote-read queries".to_owned(),
+        ))
     }
 }
 

@@ -34,7 +34,10 @@ pub struct HashPii {
 impl HashPii {
     /// The pseudonym of one value.
     pub fn pseudonym(&self, value: &str) -> String {
-        let digest = Sha256::new().chain_update(&self.salt).chain_update(value).finalize();
+        let digest = Sha256::new()
+            .chain_update(&self.salt)
+            .chain_update(value)
+            .finalize();
         let mut hex = String::with_capacity(64);
         for byte in digest {
             hex.push(char::from(HEX[usize::from(byte >> 4)]));
@@ -49,7 +52,11 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 impl Relabeler for HashPii {
     fn init(config: &Config) -> Result<Self, PluginError> {
-        let labels: Vec<String> = config.list("labels").into_iter().map(str::to_owned).collect();
+        let labels: Vec<String> = config
+            .list("labels")
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         if labels.is_empty() {
             return Err(PluginError::InvalidConfig(
                 "\"labels\" must name at least one label to hash".to_owned(),
@@ -62,7 +69,11 @@ impl Relabeler for HashPii {
             )));
         }
         let salt = config.get("salt").unwrap_or_default().as_bytes().to_vec();
-        Ok(HashPii { labels, salt, length })
+        Ok(HashPii {
+            labels,
+            salt,
+            length,
+        })
     }
 
     fn relabel_one(&self, mut labels: LabelSet) -> Option<LabelSet> {

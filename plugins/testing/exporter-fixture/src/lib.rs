@@ -25,7 +25,9 @@ struct Fixture {
 
 impl Exporter for Fixture {
     fn init(_config: &Config) -> Result<Self, PluginError> {
-        Ok(Fixture { calls: AtomicU64::new(0) })
+        Ok(Fixture {
+            calls: AtomicU64::new(0),
+        })
     }
 
     fn collect(
@@ -35,7 +37,10 @@ impl Exporter for Fixture {
     ) -> Result<Vec<MetricFamily>, PluginError> {
         let calls = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
         let param = |name: &str| {
-            params.iter().find(|param| param.name == name).map(|param| param.value.as_str())
+            params
+                .iter()
+                .find(|param| param.name == name)
+                .map(|param| param.value.as_str())
         };
         match param("behaviour") {
             None => {
@@ -78,7 +83,9 @@ impl Exporter for Fixture {
                     })
                     .collect())
             }
-            Some(other) => Err(PluginError::InvalidInput(format!("unknown behaviour {other:?}"))),
+            Some(other) => Err(PluginError::InvalidInput(format!(
+                "unknown behaviour {other:?}"
+            ))),
         }
     }
 }
@@ -90,7 +97,11 @@ fn http_get(url: &str) -> Result<(u16, Vec<u8>), PluginError> {
         .ok_or_else(|| PluginError::InvalidInput(format!("not a URL: {url:?}")))?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let request = OutgoingRequest::new(Fields::new());
-    let scheme = if scheme == "https" { Scheme::Https } else { Scheme::Http };
+    let scheme = if scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
     let path = if path.is_empty() { "/" } else { path };
     let set = request
         .set_method(&Method::Get)
@@ -113,7 +124,9 @@ fn http_get(url: &str) -> Result<(u16, Vec<u8>), PluginError> {
     let body = response
         .consume()
         .map_err(|()| PluginError::Internal("response body taken twice".into()))?;
-    let stream = body.stream().map_err(|()| PluginError::Internal("body stream taken".into()))?;
+    let stream = body
+        .stream()
+        .map_err(|()| PluginError::Internal("body stream taken".into()))?;
     let mut bytes = Vec::new();
     loop {
         match stream.blocking_read(64 * 1024) {

@@ -74,12 +74,20 @@ impl Relabeler for Misbehaving {
             "duplicate-labels" => Ok(batch
                 .into_iter()
                 .map(|mut labels| {
-                    labels.push(Label { name: "dup".to_owned(), value: "1".to_owned() });
-                    labels.push(Label { name: "dup".to_owned(), value: "2".to_owned() });
+                    labels.push(Label {
+                        name: "dup".to_owned(),
+                        value: "1".to_owned(),
+                    });
+                    labels.push(Label {
+                        name: "dup".to_owned(),
+                        value: "2".to_owned(),
+                    });
                     Some(labels)
                 })
                 .collect()),
-            "guest-error" => Err(PluginError::InvalidInput("the test asked for an error".into())),
+            "guest-error" => Err(PluginError::InvalidInput(
+                "the test asked for an error".into(),
+            )),
             "enormous" => {
                 let mib: usize = first
                     .and_then(|labels| labels.get("__size_mib__"))
@@ -94,7 +102,9 @@ impl Relabeler for Misbehaving {
                     })
                     .collect())
             }
-            other => Err(PluginError::InvalidInput(format!("unknown behaviour {other:?}"))),
+            other => Err(PluginError::InvalidInput(format!(
+                "unknown behaviour {other:?}"
+            ))),
         }
     }
 }
