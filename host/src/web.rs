@@ -30,6 +30,7 @@ use axum::routing::{get, post};
 use ember_model::storage::Storage;
 use ember_promql::engine::Engine;
 use tokio::sync::mpsc;
+use tower_http::compression::CompressionLayer;
 
 use crate::cli::ServerFlags;
 use crate::reload::ConfigManager;
@@ -108,6 +109,19 @@ pub fn router(state: AppState) -> Router {
                 .get(lifecycle::only_post_or_put),
         )
         .route("/metrics", get(telemetry::metrics))
+        .merge(api_v1())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::track_requests,
+        ))
+        .with_state(state)
+}
+
+/// The Prometheus HTTP API. Answers are gzip- or deflate-compressed when
+/// the client accepts it, as Prometheus's are: query results compress
+/// tenfold, and Grafana always asks.
+fn api_v1() -> Router<AppState> {
+    Router::new()
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
         .route(
@@ -137,9 +151,5 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/scrape_pools", get(targets::scrape_pools))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            telemetry::track_requests,
-        ))
-        .with_state(state)
+        .layer(CompressionLayer::new().gzip(true).deflate(true))
 }

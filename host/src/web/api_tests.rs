@@ -185,6 +185,36 @@ async fn instant_and_range_queries_render_byte_for_byte() {
 }
 
 #[tokio::test]
+async fn answers_are_compressed_when_the_client_accepts_it() {
+    let server = TestServer::start(fixture(), &[]).await;
+    // reqwest would decompress transparently and drop the header.
+    let raw = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client");
+    let response = raw
+        .get(format!(
+            "{}/api/v1/query_range?query=up&start=0&end=60&step=1",
+            server.base
+        ))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+    // Without the header the body is plain JSON.
+    let (_, body) = server.get("/api/v1/query?query=1&time=1").await;
+    assert!(body.starts_with("{\"status\":\"success\""), "{body}");
+}
+
+#[tokio::test]
 async fn limits_truncate_with_a_warning() {
     let server = TestServer::start(fixture(), &[]).await;
     let (_, body) = server.get("/api/v1/query?query=up&time=30&limit=1").await;
