@@ -126,10 +126,12 @@ impl Segment {
     }
 }
 
-/// The bytes of one full chunk, keeping its segment mapped.
+/// The bytes of one full chunk, keeping its segment mapped (or, for a
+/// chunk that could not be written, its bytes in memory).
 #[derive(Clone)]
 pub(crate) struct MappedChunk {
-    segment: Arc<Segment>,
+    segment: Option<Arc<Segment>>,
+    memory: Option<Arc<[u8]>>,
     start: usize,
     len: usize,
 }
@@ -137,7 +139,7 @@ pub(crate) struct MappedChunk {
 impl std::fmt::Debug for MappedChunk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MappedChunk")
-            .field("segment", &self.segment.index)
+            .field("segment", &self.segment.as_ref().map(|s| s.index))
             .field("start", &self.start)
             .field("len", &self.len)
             .finish()
@@ -147,8 +149,12 @@ impl std::fmt::Debug for MappedChunk {
 impl MappedChunk {
     /// The chunk's encoded bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
-        // Bounds were checked when the chunk was resolved.
-        self.segment.bytes(self.start, self.len).unwrap_or(&[])
+        match (&self.segment, &self.memory) {
+            // Bounds were checked when the chunk was resolved.
+            (Some(segment), _) => segment.bytes(self.start, self.len).unwrap_or(&[]),
+            (None, Some(memory)) => memory,
+            (None, None) => &[],
+        }
     }
 }
 
@@ -173,6 +179,9 @@ pub(crate) struct ChunkFiles {
     /// Every segment, ascending by index.
     segments: RwLock<Vec<Arc<Segment>>>,
     writer: Mutex<Writer>,
+    /// Chunks that could not be written to a file, kept in memory. Their
+    /// references name segment 0, which no file has, and their index here.
+    memory: RwLock<Vec<Arc<[u8]>>>,
 }
 
 impl std::fmt::Debug for ChunkFiles {
@@ -384,6 +393,7 @@ impl ChunkFiles {
                 segment_size: segment_size.max(SEGMENT_HEADER_LEN as u64 + 64),
                 segments: RwLock::new(segments),
                 writer: Mutex::new(Writer { current }),
+                memory: RwLock::new(Vec::new()),
             },
             scanned,
         ))
@@ -471,9 +481,36 @@ impl ChunkFiles {
         Ok(())
     }
 
+    /// Keeps a chunk in memory (when writing it failed) and returns a
+    /// reference that [`ChunkFiles::read`] resolves like any other.
+    pub(crate) fn keep_in_memory(&self, data: Vec<u8>) -> ChunkRef {
+        let num_samples = data
+            .get(..2)
+            .map_or(0, |h| u16::from_be_bytes([h[0], h[1]]));
+        let mut memory = self.memory.write().unwrap_or_else(PoisonError::into_inner);
+        memory.push(data.into());
+        let index = u32::try_from(memory.len() - 1).unwrap_or(u32::MAX);
+        ChunkRef::new(0, index, num_samples)
+    }
+
     /// The bytes of the chunk at `chunk_ref`.
     pub(crate) fn read(&self, chunk_ref: ChunkRef) -> Result<MappedChunk, ChunkFileError> {
         let wanted = chunk_ref.segment();
+        if wanted == 0 {
+            let memory = self.memory.read().unwrap_or_else(PoisonError::into_inner);
+            return match memory.get(chunk_ref.offset()) {
+                Some(bytes) => Ok(MappedChunk {
+                    segment: None,
+                    memory: Some(Arc::clone(bytes)),
+                    start: 0,
+                    len: bytes.len(),
+                }),
+                None => Err(ChunkFileError::BadReference {
+                    segment: 0,
+                    offset: chunk_ref.offset(),
+                }),
+            };
+        }
         let segment = {
             let segments = self.segments.read().unwrap_or_else(PoisonError::into_inner);
             segments
@@ -493,7 +530,8 @@ impl ChunkFiles {
             return Err(bad);
         };
         Ok(MappedChunk {
-            segment,
+            segment: Some(segment),
+            memory: None,
             start,
             len,
         })

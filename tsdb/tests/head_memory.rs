@@ -1,6 +1,6 @@
 //! Memory per active series: appends `EMBER_HEAD_MEMORY_SERIES` series
 //! (default 200 000) × 2 hours at a 15 s interval (480 samples each), one
-//! transaction per scrape, and reports the growth of the resident set per
+//! transaction per scrape of a target of 1 000 series, and reports the growth of the resident set per
 //! series from `/proc/self/status`. The target from the TSDB issue is at most
 //! 1 KiB per series at one million series.
 //!
@@ -15,6 +15,9 @@ use std::time::Instant;
 use ember_model::labels::Labels;
 use ember_model::storage::{Appendable, SeriesRef};
 use ember_tsdb::{Db, DbOptions};
+
+/// Series per scrape target (and transaction).
+const SERIES_PER_TARGET: usize = 1_000;
 
 /// `(VmRSS, RssAnon, RssFile)` in bytes.
 fn rss() -> Option<(u64, u64, u64)> {
@@ -63,12 +66,20 @@ fn rss_per_series_after_two_hours() {
     let scrapes = 2 * 60 * 60 / 15;
     for scrape in 0..scrapes {
         let t = 1_700_000_000_000 + scrape as i64 * 15_000;
-        let mut app = db.appender();
-        for (i, (l, r)) in labels.iter().zip(refs.iter_mut()).enumerate() {
-            let v = (scrape * (i % 7 + 1)) as f64 + (i % 3) as f64 * 0.25;
-            *r = Some(app.append(*r, l, t, v).expect("append"));
+        // One transaction per target of 1 000 series, as scrapes commit.
+        for (target, (labels, refs)) in labels
+            .chunks(SERIES_PER_TARGET)
+            .zip(refs.chunks_mut(SERIES_PER_TARGET))
+            .enumerate()
+        {
+            let mut app = db.appender();
+            for (j, (l, r)) in labels.iter().zip(refs.iter_mut()).enumerate() {
+                let i = target * SERIES_PER_TARGET + j;
+                let v = (scrape * (i % 7 + 1)) as f64 + (i % 3) as f64 * 0.25;
+                *r = Some(app.append(*r, l, t, v).expect("append"));
+            }
+            app.commit().expect("commit");
         }
-        app.commit().expect("commit");
     }
     let elapsed = started.elapsed();
     // The test's own label vector is not part of the head's cost; the

@@ -370,8 +370,15 @@ impl XorChunk {
 
     /// An empty chunk.
     pub fn new() -> Self {
+        Self::with_capacity(128)
+    }
+
+    /// An empty chunk with room for `bytes` bytes before it reallocates.
+    /// The head sizes a series' next chunk after its previous one, so that
+    /// a chunk's buffer is not twice the size it needs.
+    pub fn with_capacity(bytes: usize) -> Self {
         Self {
-            writer: BitWriter::with_header(&[0; HEADER_LEN], 128),
+            writer: BitWriter::with_header(&[0; HEADER_LEN], bytes),
             num_samples: 0,
             state: None,
         }

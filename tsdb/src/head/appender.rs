@@ -9,7 +9,7 @@
 //! 2. re-check the buffered samples whose series another commit has moved
 //!    past them since `append` (rare; such samples are dropped and counted);
 //! 3. log one WAL batch: series records for series the WAL does not know
-//!    yet, one samples record, metadata — one `write`, fsynced if the
+//!    yet, metadata, one samples record — one `write`, fsynced if the
 //!    [`crate::SyncPolicy`] says so;
 //! 4. publish the samples into the series (stamping each touched series
 //!    with the write id, see [`super::isolation`]);
@@ -30,10 +30,6 @@ use super::series::MemSeries;
 use super::{Admission, IdMap, PendingView};
 use crate::db::DbInner;
 use crate::wal::{MetricType, Record, RefMetadata, RefSample, RefSeries};
-
-/// Samples per WAL samples record: keeps records (and the reader's buffer
-/// at replay) at a few hundred KiB for very large transactions.
-const SAMPLES_PER_RECORD: usize = 20_000;
 
 #[derive(Debug)]
 struct PendingSeries {
@@ -284,13 +280,19 @@ impl Appender for HeadAppender {
                 })
             })
             .collect();
+        // One samples record, last: the WAL repairs a torn write by
+        // dropping the torn record and everything after it, so a commit's
+        // samples survive a crash all together or not at all, and never
+        // without the series records they refer to.
         let mut records = Vec::new();
         if !series_records.is_empty() {
             records.push(Record::Series(&series_records));
         }
-        records.extend(ref_samples.chunks(SAMPLES_PER_RECORD).map(Record::Samples));
         if !metadata.is_empty() {
             records.push(Record::Metadata(&metadata));
+        }
+        if !ref_samples.is_empty() {
+            records.push(Record::Samples(&ref_samples));
         }
         if !records.is_empty() {
             wal.log(&records)

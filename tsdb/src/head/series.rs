@@ -2,7 +2,7 @@
 //! the isolation marks of recent commits, and reading it back.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use ember_model::labels::Labels;
 use ember_model::metadata::Metadata;
@@ -43,31 +43,13 @@ impl std::fmt::Debug for MemSeries {
     }
 }
 
-/// Where a full chunk's bytes are.
-#[derive(Debug, Clone)]
-enum ChunkData {
-    /// In a head chunk file (the normal case).
-    Mapped(ChunkRef),
-    /// In memory, because writing it to a chunk file failed.
-    Memory(Arc<[u8]>),
-}
-
-#[derive(Debug, Clone)]
+/// A full in-order chunk: its time range and where its bytes are (24
+/// bytes per chunk, the only per-chunk memory a series pays).
+#[derive(Debug, Clone, Copy)]
 struct ClosedChunk {
     min_t: i64,
     max_t: i64,
-    data: ChunkData,
-}
-
-impl ClosedChunk {
-    fn num_samples(&self) -> u64 {
-        match &self.data {
-            ChunkData::Mapped(r) => u64::from(r.num_samples()),
-            ChunkData::Memory(bytes) => bytes
-                .get(..2)
-                .map_or(0, |h| u64::from(u16::from_be_bytes([h[0], h[1]]))),
-        }
-    }
+    chunk_ref: ChunkRef,
 }
 
 /// An out-of-order sample with the commit that wrote it (0 for replayed
@@ -79,45 +61,21 @@ struct OooSample {
     write_id: u64,
 }
 
-/// For recent commits, `(write id, in-order samples before the commit)`,
-/// ascending by id. The newest mark is kept inline so a series that no old
-/// querier is watching allocates nothing for its marks.
+/// Isolation marks: for recent commits, `(write id, in-order samples
+/// before the commit)`, ascending by id. The newest is kept inline (id 0:
+/// none) and older ones, needed only while a querier older than them is
+/// open, in [`Extra`], so a series nobody old is watching allocates
+/// nothing for them.
+type Mark = (u64, u64);
+
+/// Rarely used parts of a series, boxed so that the common series pays one
+/// pointer for all of them.
 #[derive(Debug, Default)]
-pub(crate) struct CommitMarks {
-    latest: Option<(u64, u64)>,
-    older: Vec<(u64, u64)>,
-}
-
-impl CommitMarks {
-    /// In-order samples a reader with `read_id` sees out of `total`.
-    fn visible(&self, read_id: u64, total: u64) -> u64 {
-        self.older
-            .iter()
-            .chain(self.latest.as_ref())
-            .find(|&&(id, _)| id > read_id)
-            .map_or(total, |&(_, before)| before)
-    }
-
-    /// Records that commit `write_id` starts adding samples at `before`,
-    /// forgetting marks no reader can need (ids at or below `low_watermark`).
-    fn record(&mut self, write_id: u64, before: u64, low_watermark: u64) {
-        if self.latest.is_some_and(|(id, _)| id == write_id) {
-            return;
-        }
-        if let Some(latest) = self.latest.take()
-            && latest.0 > low_watermark
-        {
-            self.older.push(latest);
-        }
-        if !self.older.is_empty() {
-            let keep_from = self.older.partition_point(|&(id, _)| id <= low_watermark);
-            self.older.drain(..keep_from);
-            if self.older.is_empty() {
-                self.older = Vec::new();
-            }
-        }
-        self.latest = Some((write_id, before));
-    }
+struct Extra {
+    older_marks: Vec<Mark>,
+    /// Out-of-order samples, ascending by timestamp.
+    ooo: Vec<OooSample>,
+    metadata: Option<Metadata>,
 }
 
 /// The lock-protected part of a series.
@@ -126,15 +84,16 @@ pub(crate) struct SeriesState {
     /// Full in-order chunks, oldest first.
     closed: Vec<ClosedChunk>,
     /// The in-order chunk being filled.
-    open: Option<Box<XorChunk>>,
+    open: Option<XorChunk>,
     /// In-order samples ever appended (closed and open chunks together).
     total: u64,
     /// Value bits of the newest in-order sample.
     last_v_bits: u64,
-    marks: CommitMarks,
-    /// Out-of-order samples, ascending by timestamp.
-    ooo: Vec<OooSample>,
-    metadata: Option<Box<Metadata>>,
+    /// The newest commit's isolation mark.
+    latest_mark: Mark,
+    /// Byte size of the last chunk cut, to size the next one's buffer.
+    last_chunk_len: u16,
+    extra: Option<Box<Extra>>,
 }
 
 impl MemSeries {
@@ -176,7 +135,7 @@ impl MemSeries {
         state.closed.push(ClosedChunk {
             min_t,
             max_t,
-            data: ChunkData::Mapped(chunk_ref),
+            chunk_ref,
         });
         self.max_t.store(max_t, Ordering::Release);
     }
@@ -206,10 +165,10 @@ impl MemSeries {
     }
 }
 
-/// Bytes of a closed chunk, mapped or in memory.
+/// Bytes a snapshot holds: a closed chunk (mapped) or a copy of the open
+/// one.
 enum ChunkBytes {
     Mapped(MappedChunk),
-    Shared(Arc<[u8]>),
     Owned(Vec<u8>),
 }
 
@@ -217,29 +176,65 @@ impl ChunkBytes {
     fn as_slice(&self) -> &[u8] {
         match self {
             ChunkBytes::Mapped(m) => m.bytes(),
-            ChunkBytes::Shared(b) => b,
             ChunkBytes::Owned(b) => b,
         }
     }
 }
 
 fn read_closed(chunk: &ClosedChunk, files: &ChunkFiles) -> Result<ChunkBytes, StorageError> {
-    match &chunk.data {
-        ChunkData::Mapped(r) => files
-            .read(*r)
-            .map(ChunkBytes::Mapped)
-            .map_err(|e| StorageError::Corruption(e.to_string())),
-        ChunkData::Memory(bytes) => Ok(ChunkBytes::Shared(Arc::clone(bytes))),
-    }
+    files
+        .read(chunk.chunk_ref)
+        .map(ChunkBytes::Mapped)
+        .map_err(|e| StorageError::Corruption(e.to_string()))
 }
 
 impl SeriesState {
     pub(crate) fn metadata(&self) -> Option<&Metadata> {
-        self.metadata.as_deref()
+        self.extra.as_ref()?.metadata.as_ref()
     }
 
     pub(crate) fn set_metadata(&mut self, metadata: Metadata) {
-        self.metadata = Some(Box::new(metadata));
+        self.extra.get_or_insert_default().metadata = Some(metadata);
+    }
+
+    fn ooo(&self) -> &[OooSample] {
+        self.extra.as_ref().map_or(&[], |e| &e.ooo)
+    }
+
+    /// In-order samples a reader with `read_id` sees: those before the
+    /// first commit newer than the reader.
+    fn visible(&self, read_id: u64) -> u64 {
+        let older = self.extra.as_ref().map_or(&[][..], |e| &e.older_marks);
+        older
+            .iter()
+            .chain(std::iter::once(&self.latest_mark))
+            .find(|&&(id, _)| id > read_id)
+            .map_or(self.total, |&(_, before)| before)
+    }
+
+    /// Records that commit `write_id` starts adding in-order samples now,
+    /// forgetting marks no reader can need (ids at or below
+    /// `low_watermark`).
+    fn mark_commit(&mut self, write_id: u64, low_watermark: u64) {
+        let latest = self.latest_mark;
+        if latest.0 == write_id {
+            return;
+        }
+        if latest.0 > low_watermark {
+            self.extra.get_or_insert_default().older_marks.push(latest);
+        }
+        if let Some(extra) = self.extra.as_mut()
+            && !extra.older_marks.is_empty()
+        {
+            let keep_from = extra
+                .older_marks
+                .partition_point(|&(id, _)| id <= low_watermark);
+            extra.older_marks.drain(..keep_from);
+            if extra.older_marks.is_empty() {
+                extra.older_marks = Vec::new();
+            }
+        }
+        self.latest_mark = (write_id, self.total);
     }
 
     /// The value bits of the committed sample at exactly `t`, if any.
@@ -252,8 +247,9 @@ impl SeriesState {
         if self.total > 0 && t == series.max_t() {
             return Ok(Some(self.last_v_bits));
         }
-        if let Ok(i) = self.ooo.binary_search_by_key(&t, |s| s.t) {
-            return Ok(Some(self.ooo[i].v.to_bits()));
+        let ooo = self.ooo();
+        if let Ok(i) = ooo.binary_search_by_key(&t, |s| s.t) {
+            return Ok(Some(ooo[i].v.to_bits()));
         }
         let search = |bytes: &[u8]| -> Result<Option<u64>, StorageError> {
             let mut it =
@@ -292,7 +288,7 @@ impl SeriesState {
         files: &ChunkFiles,
     ) {
         if let Some((write_id, low_watermark)) = commit {
-            self.marks.record(write_id, self.total, low_watermark);
+            self.mark_commit(write_id, low_watermark);
         }
         let cut = self.open.as_ref().is_some_and(|open| {
             open.num_samples() >= policy.samples_per_chunk
@@ -303,18 +299,25 @@ impl SeriesState {
                 })
         });
         if cut && let Some(open) = self.open.take() {
-            self.close_chunk(series, *open, files);
+            self.close_chunk(series, open, files);
         }
-        let open = self.open.get_or_insert_with(|| Box::new(XorChunk::new()));
+        let capacity = match self.last_chunk_len {
+            0 => 128,
+            // A little slack: the next chunk is usually about as large.
+            len => usize::from(len) + usize::from(len) / 8 + 8,
+        };
+        let open = self
+            .open
+            .get_or_insert_with(|| XorChunk::with_capacity(capacity));
         if open.append(t, v).is_err() {
             // Unreachable while chunks are cut at `samples_per_chunk`
             // (at most u16::MAX); close the full chunk and start anew.
             if let Some(full) = self.open.take() {
-                self.close_chunk(series, *full, files);
+                self.close_chunk(series, full, files);
             }
-            let mut fresh = XorChunk::new();
+            let mut fresh = XorChunk::with_capacity(capacity);
             let _ = fresh.append(t, v);
-            self.open = Some(Box::new(fresh));
+            self.open = Some(fresh);
         }
         self.total += 1;
         self.last_v_bits = v.to_bits();
@@ -325,25 +328,31 @@ impl SeriesState {
         let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) else {
             return;
         };
-        let data = match files.write(series.id, min_t, max_t, chunk.bytes()) {
-            Ok(r) => ChunkData::Mapped(r),
+        self.last_chunk_len = u16::try_from(chunk.bytes().len()).unwrap_or(u16::MAX);
+        let chunk_ref = match files.write(series.id, min_t, max_t, chunk.bytes()) {
+            Ok(r) => r,
             Err(error) => {
                 // The samples are safe in the WAL; keeping the chunk in
                 // memory costs RSS but loses nothing.
                 tracing::error!(%error, series = %series.labels, "writing a full head chunk failed; keeping it in memory");
-                ChunkData::Memory(chunk.into_bytes().into())
+                files.keep_in_memory(chunk.into_bytes())
             }
         };
-        self.closed.push(ClosedChunk { min_t, max_t, data });
+        self.closed.push(ClosedChunk {
+            min_t,
+            max_t,
+            chunk_ref,
+        });
     }
 
     /// Inserts an out-of-order sample (not at an existing timestamp).
     pub(crate) fn insert_out_of_order(&mut self, t: i64, v: f64, write_id: u64) {
-        let i = self.ooo.partition_point(|s| s.t < t);
-        if self.ooo.get(i).is_some_and(|s| s.t == t) {
+        let ooo = &mut self.extra.get_or_insert_default().ooo;
+        let i = ooo.partition_point(|s| s.t < t);
+        if ooo.get(i).is_some_and(|s| s.t == t) {
             return;
         }
-        self.ooo.insert(i, OooSample { t, v, write_id });
+        ooo.insert(i, OooSample { t, v, write_id });
     }
 
     /// A consistent copy of what a reader with `read_id` sees in
@@ -356,7 +365,7 @@ impl SeriesState {
         maxt: i64,
         files: &ChunkFiles,
     ) -> SeriesSnapshot {
-        let visible_end = self.marks.visible(read_id, self.total);
+        let visible_end = self.visible(read_id);
         let mut chunks = Vec::new();
         let mut error = None;
         let mut index = 0u64;
@@ -364,7 +373,7 @@ impl SeriesState {
             if index >= visible_end {
                 break;
             }
-            let n = chunk.num_samples();
+            let n = u64::from(chunk.chunk_ref.num_samples());
             if chunk.max_t >= mint && chunk.min_t <= maxt {
                 match read_closed(chunk, files) {
                     Ok(bytes) => chunks.push(SnapChunk {
@@ -394,7 +403,7 @@ impl SeriesState {
             });
         }
         let ooo = self
-            .ooo
+            .ooo()
             .iter()
             .filter(|s| s.write_id <= read_id && mint <= s.t && s.t <= maxt)
             .map(|s| Sample::new(s.t, s.v))
@@ -637,19 +646,42 @@ mod tests {
 
     #[test]
     fn marks_hide_commits_newer_than_the_reader() {
-        let mut marks = CommitMarks::default();
-        assert_eq!(marks.visible(0, 10), 10);
-        marks.record(5, 10, 4);
-        marks.record(5, 12, 4); // same commit again: ignored
-        assert_eq!(marks.visible(4, 15), 10);
-        assert_eq!(marks.visible(5, 15), 15);
-        marks.record(6, 15, 4);
-        assert_eq!(marks.visible(4, 20), 10);
-        assert_eq!(marks.visible(5, 20), 15);
-        assert_eq!(marks.visible(6, 20), 20);
-        // Once every reader has moved past 5, its mark goes.
-        marks.record(7, 20, 6);
-        assert!(marks.older.is_empty());
-        assert_eq!(marks.visible(6, 25), 20);
+        let mut state = SeriesState::default();
+        let add = |state: &mut SeriesState, write_id, n, low_watermark| {
+            state.mark_commit(write_id, low_watermark);
+            state.mark_commit(write_id, low_watermark); // idempotent
+            state.total += n;
+        };
+        add(&mut state, 1, 10, 0);
+        assert_eq!(state.visible(0), 0);
+        assert_eq!(state.visible(1), 10);
+        add(&mut state, 5, 5, 0);
+        add(&mut state, 6, 5, 0);
+        assert_eq!(state.visible(0), 0);
+        assert_eq!(state.visible(4), 10);
+        assert_eq!(state.visible(5), 15);
+        assert_eq!(state.visible(6), 20);
+        // Once every reader has moved past 5, the older marks go.
+        add(&mut state, 7, 5, 6);
+        assert!(
+            state
+                .extra
+                .as_ref()
+                .is_some_and(|e| e.older_marks.is_empty())
+        );
+        assert_eq!(state.visible(6), 20);
+        assert_eq!(state.visible(7), 25);
+    }
+
+    #[test]
+    fn series_state_stays_small() {
+        // The per-series budget is 1 KiB in total; the inline state is the
+        // largest fixed part of it.
+        assert!(
+            std::mem::size_of::<SeriesState>() <= 224,
+            "{}",
+            std::mem::size_of::<SeriesState>()
+        );
+        assert_eq!(std::mem::size_of::<ClosedChunk>(), 24);
     }
 }
