@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ember_promql::engine::EngineOptions;
+use regex::Regex;
 
 /// `ember`: a Prometheus-compatible monitoring server with WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -79,6 +80,11 @@ pub struct ServerFlags {
     #[arg(long = "web.enable-admin-api")]
     pub enable_admin_api: bool,
 
+    /// Regex for CORS origin. It is fully anchored. Example:
+    /// 'https?://(domain1|domain2)\.com'
+    #[arg(long = "web.cors.origin", value_name = "REGEX", default_value = ".*", value_parser = CorsOrigin::parse)]
+    pub cors_origin: CorsOrigin,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -114,6 +120,41 @@ pub struct ServerFlags {
     /// expression evaluations and federation.
     #[arg(long = "query.lookback-delta", value_name = "DURATION", default_value = "5m", value_parser = parse_duration_flag)]
     pub query_lookback_delta: Duration,
+}
+
+/// The origins allowed to read the API from a browser: a regex matched
+/// against the whole `Origin` header, as Prometheus's `--web.cors.origin`.
+#[derive(Debug, Clone)]
+pub struct CorsOrigin {
+    pattern: String,
+    regex: Regex,
+}
+
+impl CorsOrigin {
+    /// Compiles `pattern`, anchored at both ends.
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| e.to_string())?;
+        Ok(Self {
+            pattern: pattern.to_owned(),
+            regex,
+        })
+    }
+
+    /// The pattern as given.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Whether every origin is allowed (the default `.*`), which Prometheus
+    /// answers with `Access-Control-Allow-Origin: *`.
+    pub fn allows_any(&self) -> bool {
+        self.pattern == ".*"
+    }
+
+    /// Whether `origin` is allowed.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.regex.is_match(origin)
+    }
 }
 
 /// Durations on the command line are Prometheus durations (`2m`, `1h30m`).
@@ -162,6 +203,7 @@ impl ServerFlags {
             ("web.listen-address", self.listen_address.to_string()),
             ("web.enable-lifecycle", self.enable_lifecycle.to_string()),
             ("web.enable-admin-api", self.enable_admin_api.to_string()),
+            ("web.cors.origin", self.cors_origin.pattern().to_owned()),
             ("log.level", format!("{:?}", self.log_level).to_lowercase()),
             (
                 "log.format",
@@ -250,6 +292,19 @@ mod tests {
         assert_eq!(pairs["query.lookback-delta"], "1m30s");
         assert_eq!(pairs["query.max-samples"], "10");
         assert!(Cli::try_parse_from(["ember", "--query.timeout=soon"]).is_err());
+    }
+
+    #[test]
+    fn cors_origin_is_an_anchored_regex() {
+        let default = Cli::try_parse_from(["ember"]).unwrap().server.cors_origin;
+        assert!(default.allows_any() && default.allows("https://anything"));
+        let s = Cli::try_parse_from(["ember", r"--web.cors.origin=https?://grafana\.example"])
+            .unwrap()
+            .server;
+        assert!(!s.cors_origin.allows_any());
+        assert!(s.cors_origin.allows("https://grafana.example"));
+        assert!(!s.cors_origin.allows("https://grafana.example.evil"));
+        assert!(Cli::try_parse_from(["ember", "--web.cors.origin=("]).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod api;
 #[cfg(test)]
 mod api_tests;
+mod cors;
 pub mod json;
 mod lifecycle;
 mod metadata;
@@ -109,7 +110,7 @@ pub fn router(state: AppState) -> Router {
                 .get(lifecycle::only_post_or_put),
         )
         .route("/metrics", get(telemetry::metrics))
-        .merge(api_v1())
+        .merge(api_v1(&state))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             telemetry::track_requests,
@@ -118,9 +119,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The Prometheus HTTP API. Answers are gzip- or deflate-compressed when
-/// the client accepts it, as Prometheus's are: query results compress
-/// tenfold, and Grafana always asks.
-fn api_v1() -> Router<AppState> {
+/// the client accepts it, as Prometheus's are (query results compress
+/// tenfold, and Grafana always asks), and carry CORS headers for browser
+/// clients (see [`cors`]).
+fn api_v1(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
@@ -151,5 +153,9 @@ fn api_v1() -> Router<AppState> {
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/scrape_pools", get(targets::scrape_pools))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
+        ))
         .layer(CompressionLayer::new().gzip(true).deflate(true))
 }

@@ -215,6 +215,62 @@ async fn answers_are_compressed_when_the_client_accepts_it() {
 }
 
 #[tokio::test]
+async fn browsers_get_prometheus_cors_headers() {
+    let server = TestServer::start(fixture(), &[]).await;
+    let url = format!("{}/api/v1/query?query=1", server.base);
+    let preflight = server
+        .client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "https://grafana.example")
+        .send()
+        .await
+        .expect("OPTIONS");
+    assert_eq!(preflight.status(), 204);
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        header(&preflight, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    assert_eq!(
+        header(&preflight, "access-control-allow-methods").as_deref(),
+        Some("GET, POST, OPTIONS")
+    );
+    let plain = server.client.get(&url).send().await.expect("GET");
+    assert_eq!(
+        header(&plain, "access-control-allow-origin"),
+        None,
+        "no Origin, no CORS"
+    );
+
+    let strict =
+        TestServer::start(fixture(), &[r"--web.cors.origin=https://grafana\.example"]).await;
+    let url = format!("{}/api/v1/labels", strict.base);
+    for (origin, allowed) in [
+        ("https://grafana.example", Some("https://grafana.example")),
+        ("https://evil.example", None),
+    ] {
+        let response = strict
+            .client
+            .get(&url)
+            .header("origin", origin)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            header(&response, "access-control-allow-origin").as_deref(),
+            allowed
+        );
+        assert_eq!(header(&response, "vary").as_deref(), Some("Origin"));
+    }
+}
+
+#[tokio::test]
 async fn limits_truncate_with_a_warning() {
     let server = TestServer::start(fixture(), &[]).await;
     let (_, body) = server.get("/api/v1/query?query=up&time=30&limit=1").await;
