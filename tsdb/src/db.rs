@@ -7,16 +7,7 @@
 //! └── chunks_head/   full head chunks, memory-mapped (docs/format/head_chunks.md)
 //! ```
 //!
-//! # Durability
-//!
-//! [`Appender::commit`](ember_model::storage::Appender::commit) returns after
-//! the commit's WAL batch has been written with one `write` call, before it
-//! is published to queriers. Under the default [`SyncPolicy::SegmentCut`]
-//! that means a committed sample survives a crash of the process (the bytes
-//! are in the kernel's page cache) but not necessarily a crash of the
-//! machine; [`SyncPolicy::Always`] fsyncs every commit before `commit`
-//! returns, and [`SyncPolicy::Interval`] bounds the loss in time. See
-//! "Fsync policy and durability" in `tsdb/docs/format/wal.md`.
+//! Durability: see [`Db`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,7 +38,7 @@ pub struct DbOptions {
     pub wal_segment_size: u64,
     /// Compress WAL records with snappy.
     pub wal_compression: bool,
-    /// When commits are fsynced; see the [module docs](self).
+    /// When commits are fsynced; see [`Db`](crate::Db#durability).
     pub wal_sync: SyncPolicy,
     /// Out-of-order window in ms: `0` refuses samples older than their
     /// series' newest ([`AppendError::OutOfOrder`]); otherwise such samples
@@ -154,6 +145,34 @@ impl DbInner {
 
 /// The time-series database: WAL + head. Cheap to share: wrap it in an
 /// `Arc` and hand it out as `Arc<dyn Storage>`.
+///
+/// # Durability
+///
+/// [`Appender::commit`](ember_model::storage::Appender::commit) returns after
+/// the commit's WAL batch has been written with one `write` call, before it
+/// is published to queriers. Under the default [`SyncPolicy::SegmentCut`]
+/// that means a committed sample survives a crash of the process (the bytes
+/// are in the kernel's page cache) but not necessarily a crash of the
+/// machine; [`SyncPolicy::Always`] fsyncs every commit before `commit`
+/// returns, and [`SyncPolicy::Interval`] bounds the loss in time. See
+/// "Fsync policy and durability" in `tsdb/docs/format/wal.md`.
+///
+/// # Atomicity and isolation
+///
+/// Commits are serialised by the WAL's mutex and numbered (write ids). A
+/// commit's samples are published to the head while that mutex is held, and
+/// only then is its id marked published. A querier remembers the last
+/// published id when it is created and sees exactly the commits up to it,
+/// for as long as it lives: the series keep, for recent commits, how many
+/// samples they had before each, and an old querier reads only that prefix
+/// (out-of-order samples carry their commit's id instead). Appenders
+/// validate and buffer concurrently; only WAL write and publication are
+/// serial.
+///
+/// # Thread safety
+///
+/// `Db` is `Send + Sync` and cheap to clone (an `Arc` inside); appenders and
+/// queriers may be used from any thread, any number at a time.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -12,7 +12,8 @@ use ember_model::labels::Labels;
 use ember_model::matcher::{MatchOp, Matcher};
 use ember_model::sample::Sample;
 use ember_model::storage::{
-    AppendError, Appendable, Appender, MemStorage, MemStorageOptions, Storage, collect_samples,
+    AppendError, Appendable, Appender, MemStorage, MemStorageOptions, Querier, Queryable, Storage,
+    collect_samples,
 };
 use ember_tsdb::{Db, DbOptions, SyncPolicy};
 use proptest::prelude::*;
@@ -29,6 +30,9 @@ enum Op {
     Commit,
     Rollback,
     Restart,
+    /// Opens a querier on both sides and keeps it: later checks compare
+    /// what it sees, which must stay what was committed when it opened.
+    Hold,
     Check {
         mint: i64,
         maxt: i64,
@@ -42,6 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::Commit),
         1 => Just(Op::Rollback),
         1 => Just(Op::Restart),
+        1 => Just(Op::Hold),
         2 => (0i64..400, 0i64..400, 0..8usize).prop_map(|(a, b, matcher)| Op::Check {
             mint: a.min(b),
             maxt: a.max(b),
@@ -96,6 +101,10 @@ type Selected = Vec<(Labels, Vec<(i64, u64)>)>;
 
 fn select(storage: &dyn Storage, mint: i64, maxt: i64, matchers: &[Matcher]) -> Selected {
     let querier = storage.querier(mint, maxt).expect("querier");
+    select_from(querier.as_ref(), matchers)
+}
+
+fn select_from(querier: &dyn Querier, matchers: &[Matcher]) -> Selected {
     let set = querier.select(true, None, matchers).expect("select");
     set.map(|series| {
         let series = series.expect("series");
@@ -157,6 +166,7 @@ fn run(ops: Vec<Op>, window: i64, one_series_per_commit: bool) -> Result<(), Tes
     let mut db = Db::open(dir.path(), options).expect("open");
     // The open transaction: (db appender, model appender, its series).
     let mut open: Option<OpenTransaction> = None;
+    let mut held: Option<(Box<dyn Querier>, Box<dyn Querier>)> = None;
     for op in ops {
         match op {
             Op::Append { series, t, v } => {
@@ -196,10 +206,17 @@ fn run(ops: Vec<Op>, window: i64, one_series_per_commit: bool) -> Result<(), Tes
                 }
             }
             Op::Restart => {
-                // An open transaction dies with the process.
+                // An open transaction and queriers die with the process.
                 open = None;
+                held = None;
                 db.close().expect("close");
                 db = Db::open(dir.path(), options).expect("reopen");
+            }
+            Op::Hold => {
+                held = Some((
+                    db.querier(i64::MIN, i64::MAX).expect("querier"),
+                    model.querier(i64::MIN, i64::MAX).expect("querier"),
+                ));
             }
             Op::Check {
                 mint,
@@ -207,6 +224,13 @@ fn run(ops: Vec<Op>, window: i64, one_series_per_commit: bool) -> Result<(), Tes
                 matcher,
             } => {
                 let m = matchers(matcher);
+                if let Some((a, b)) = &held {
+                    prop_assert_eq!(
+                        select_from(a.as_ref(), &m),
+                        select_from(b.as_ref(), &m),
+                        "held querier"
+                    );
+                }
                 prop_assert_eq!(
                     select(&db, mint, maxt, &m),
                     select(&model, mint, maxt, &m),
@@ -223,6 +247,7 @@ fn run(ops: Vec<Op>, window: i64, one_series_per_commit: bool) -> Result<(), Tes
         }
     }
     drop(open);
+    drop(held);
     for matcher in 0..8 {
         let m = matchers(matcher);
         prop_assert_eq!(
@@ -240,7 +265,7 @@ fn run(ops: Vec<Op>, window: i64, one_series_per_commit: bool) -> Result<(), Tes
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn db_matches_model_in_order(ops in prop::collection::vec(op(), 1..160)) {
