@@ -12,6 +12,7 @@ pub mod api;
 #[cfg(test)]
 mod api_tests;
 mod cors;
+mod federate;
 pub mod json;
 mod lifecycle;
 mod metadata;
@@ -110,6 +111,7 @@ pub fn router(state: AppState) -> Router {
                 .get(lifecycle::only_post_or_put),
         )
         .route("/metrics", get(telemetry::metrics))
+        .route("/federate", get(federate::federate))
         .merge(api_v1(&state))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -181,3 +181,44 @@ fn slow_and_oversized_targets_are_down_with_the_reason() {
     assert_eq!(ember.get("/-/healthy").status(), 200);
     assert_eq!(ember.get("/-/ready").status(), 200);
 }
+
+#[test]
+fn federate_serves_the_latest_samples_with_external_labels() {
+    let target = StaticTarget::start(vec![("/metrics", TEXT, "a{x=\"1\"} 7\nb 2\n".to_owned())]);
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\n  external_labels: {{region: eu, job: overridden}}\nscrape_configs:\n\
+         - job_name: fed\n  static_configs:\n    - targets: ['{}']\n",
+        target.address()
+    );
+    let ember = Ember::start(Options::with_config(config));
+    wait_targets(&ember, |d| {
+        active(d, "fed").is_some_and(|t| t["health"] == "up")
+    });
+
+    let response = ember.get("/federate?match[]=%7Bjob%3D%22fed%22%2C__name__%3D~%22a%7Cb%22%7D");
+    assert_eq!(response.status(), 200);
+    let body = response.text().unwrap();
+    let instance = target.address();
+    assert!(body.contains("# TYPE a untyped"), "{body}");
+    // External labels are added only where the series lacks them.
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("a{"))
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(
+        line.starts_with(&format!(
+            "a{{instance=\"{instance}\",job=\"fed\",region=\"eu\",x=\"1\"}} 7 "
+        )),
+        "{line}"
+    );
+    let timestamp: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(timestamp > 1_600_000_000_000, "{line}");
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("b{") && l.contains(" 2 ")),
+        "{body}"
+    );
+    assert!(!body.contains("up{"), "only matching series: {body}");
+
+    assert_eq!(ember.get("/federate").status(), 400);
+}
