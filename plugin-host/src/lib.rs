@@ -63,6 +63,7 @@ mod cache;
 pub mod capabilities;
 mod error;
 mod metrics;
+mod packed;
 mod plugin;
 mod runtime;
 mod state;

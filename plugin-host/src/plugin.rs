@@ -53,6 +53,7 @@ use wasmtime::component::InstancePre;
 use crate::bindings::{discovery, exporter, relabeler, remote_storage, types};
 use crate::capabilities::Capabilities;
 use crate::metrics::{Labels, MetricFamily, Sample};
+use crate::packed;
 use crate::runtime::{PluginSpec, RuntimeInner};
 use crate::state::HostState;
 use crate::storage::{ReadQuery, Series, TargetGroup, WriteError};
@@ -312,8 +313,11 @@ impl Plugin {
 
     /// Relabels a batch of label sets (a whole scrape, or a whole discovery
     /// update): one entry per input, in order, `None` for a dropped set.
-    /// Returned sets are sorted by name; a set naming a label twice fails the
-    /// call with [`PluginCallError::InvalidOutput`].
+    /// Input sets should be sorted by name with unique names, as the WIT
+    /// contract promises plugins. Returned sets are sorted by name; a set
+    /// naming a label twice fails the call with
+    /// [`PluginCallError::InvalidOutput`]. Labels the plugin left unchanged
+    /// are returned as the caller's own strings, moved rather than copied.
     pub async fn relabel(
         &self,
         batch: Vec<Labels>,
@@ -326,30 +330,15 @@ impl Plugin {
                     "instance of another kind".into(),
                 )));
             };
-            let input_len = batch.len();
-            let batch: Vec<Vec<types::Label>> = batch.into_iter().map(to_wit_labels).collect();
-            let answer = match relabeler.call_relabel(store, &batch)? {
+            let packed = match packed::pack(&batch) {
+                Ok(packed) => packed,
+                Err(error) => return Ok(Err(error)),
+            };
+            let answer = match relabeler.call_relabel(store, &packed)? {
                 Ok(answer) => answer,
                 Err(error) => return Ok(Err(PluginCallError::Guest(error.into()))),
             };
-            if answer.len() != input_len {
-                return Ok(Err(PluginCallError::InvalidOutput(format!(
-                    "relabel returned {} entries for {input_len} label sets",
-                    answer.len()
-                ))));
-            }
-            let mut budget = OutputBudget::new(max_output_bytes);
-            let mut out = Vec::with_capacity(answer.len());
-            for entry in answer {
-                out.push(match entry {
-                    None => None,
-                    Some(labels) => Some(match from_wit_labels(labels, &mut budget) {
-                        Ok(labels) => labels,
-                        Err(error) => return Ok(Err(error)),
-                    }),
-                });
-            }
-            Ok(Ok(out))
+            Ok(packed::unpack(batch, &packed, answer, max_output_bytes))
         })
         .await
     }
@@ -765,23 +754,11 @@ fn from_wit_labels(
     budget: &mut OutputBudget,
 ) -> Result<Labels, PluginCallError> {
     let mut out: Labels = Vec::with_capacity(labels.len());
-    let mut sorted = true;
     for label in labels {
         budget.spend(label.name.len() + label.value.len())?;
-        if let Some((last, _)) = out.last() {
-            sorted &= *last < label.name;
-        }
         out.push((label.name, label.value));
     }
-    if !sorted {
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(pair) = out.windows(2).find(|pair| pair[0].0 == pair[1].0) {
-            return Err(PluginCallError::InvalidOutput(format!(
-                "label {:?} appears twice in one label set",
-                pair[0].0
-            )));
-        }
-    }
+    packed::sort_and_check(&mut out)?;
     Ok(out)
 }
 

@@ -220,11 +220,13 @@ impl WasiHttpHooks for HttpGate {
             tracing::warn!(plugin = %self.plugin, %denied, "plugin request denied");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        // A request gets no more time than the call has left, so a slow
-        // server cannot hold a plugin instance past its deadline.
+        // A request gets no more than nine tenths of the time the call has
+        // left, so a slow server cannot hold a plugin instance past its
+        // deadline, and the plugin still has time to handle the timeout
+        // before the epoch deadline traps it.
         let remaining = self
             .deadline
-            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()) * 9 / 10)
             .unwrap_or(Duration::from_secs(30));
         let options = bounded(options.unwrap_or_default(), remaining);
         Box::new(async move {
@@ -267,7 +269,7 @@ impl logging::Host for HostState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let plugin = &*self.plugin;
         match level {

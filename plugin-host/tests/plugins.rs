@@ -436,13 +436,20 @@ async fn contract_violations_and_guest_errors_keep_the_instance() {
         .expect_err("one answer for two inputs");
     assert_eq!(
         error,
-        PluginCallError::InvalidOutput("relabel returned 1 entries for 2 label sets".to_owned())
+        PluginCallError::InvalidOutput("relabel answered 1 sets for 2 label sets".to_owned())
     );
     let error = provoke(&plugin, "duplicate-labels")
         .await
-        .expect_err("dup is named twice");
+        .expect_err("a label is named twice");
     assert!(
-        matches!(&error, PluginCallError::InvalidOutput(m) if m.contains("\"dup\"")),
+        matches!(&error, PluginCallError::InvalidOutput(m) if m.contains("\"__behaviour__\" appears twice")),
+        "{error}"
+    );
+    let error = provoke(&plugin, "bad-span")
+        .await
+        .expect_err("a span past the text");
+    assert!(
+        matches!(&error, PluginCallError::InvalidOutput(m) if m.contains("outside")),
         "{error}"
     );
     let error = provoke(&plugin, "guest-error")
@@ -459,7 +466,7 @@ async fn contract_violations_and_guest_errors_keep_the_instance() {
         out[0]
             .as_ref()
             .unwrap()
-            .contains(&("calls".to_owned(), "4".to_owned()))
+            .contains(&("calls".to_owned(), "5".to_owned()))
     );
     let status = plugin.status();
     assert_eq!(
@@ -469,7 +476,7 @@ async fn contract_violations_and_guest_errors_keep_the_instance() {
             status.restarts,
             status.consecutive_failures
         ),
-        (3, 0, 0, 0)
+        (4, 0, 0, 0)
     );
 }
 
@@ -481,6 +488,7 @@ async fn enormous_output_is_refused() {
     };
     let limits = Limits {
         max_output_bytes: 4 << 20,
+        max_memory_bytes: 64 << 20,
         ..test_limits()
     };
     let spec =

@@ -23,7 +23,7 @@
 //! configured `drop_env`:
 //!
 //! ```
-//! use ember_plugin_sdk::{Config, LabelSet, LabelSetExt, PluginError, Relabeler};
+//! use ember_plugin_sdk::{Config, LabelSetMut, PluginError, Relabeler};
 //!
 //! struct DropEnv {
 //!     env: String,
@@ -34,8 +34,10 @@
 //!         Ok(DropEnv { env: config.require("drop_env")?.to_owned() })
 //!     }
 //!
-//!     fn relabel_one(&self, labels: LabelSet) -> Option<LabelSet> {
-//!         (labels.get("env") != Some(self.env.as_str())).then_some(labels)
+//!     fn relabel_one(&self, labels: &mut LabelSetMut<'_>) {
+//!         if labels.get("env") == Some(self.env.as_str()) {
+//!             labels.drop_set();
+//!         }
 //!     }
 //! }
 //!
@@ -70,12 +72,13 @@ pub use config::Config;
 pub use discovery::{Discoverer, TargetGroupBuilder};
 pub use exporter::{Exporter, MetricFamilyBuilder};
 pub use labels::{LabelSetExt, labels};
-pub use relabeler::Relabeler;
+pub use relabeler::{Batch, LabelSetMut, Relabeler};
 pub use remote_storage::RemoteStorage;
 
 pub use bindings::relabeler::ember::plugin::types::{
-    Label, LabelMatcher, MatchOp, MetricFamily, MetricType, Param, PluginError, ReadQuery,
-    RetryableError, Sample, Series, TargetGroup, TimedValue, WriteError,
+    Label, LabelBatch, LabelMatcher, LabelSpan, MatchOp, MetricFamily, MetricType, Param,
+    PluginError, ReadQuery, RelabeledBatch, RetryableError, Sample, Series, TargetGroup,
+    TimedValue, WriteError,
 };
 
 /// A set of labels; see [`LabelSetExt`] for reading and editing one.

@@ -21,7 +21,7 @@
 //!     config: { labels: "email,user_id", salt: "s3cret", length: "16" }
 //! ```
 
-use ember_plugin_sdk::{Config, LabelSet, PluginError, Relabeler, export_relabeler};
+use ember_plugin_sdk::{Config, LabelSetMut, PluginError, Relabeler, export_relabeler};
 use sha2::{Digest, Sha256};
 
 /// The plugin: which labels to hash, and how.
@@ -76,14 +76,14 @@ impl Relabeler for HashPii {
         })
     }
 
-    fn relabel_one(&self, mut labels: LabelSet) -> Option<LabelSet> {
-        for label in &mut labels {
-            // An empty value means "no label"; hashing it would invent one.
-            if !label.value.is_empty() && self.labels.iter().any(|name| *name == label.name) {
-                label.value = self.pseudonym(&label.value);
+    fn relabel_one(&self, labels: &mut LabelSetMut<'_>) {
+        for name in &self.labels {
+            // An empty value means "no label": there is nothing to hash.
+            if let Some(value) = labels.get(name).filter(|value| !value.is_empty()) {
+                let pseudonym = self.pseudonym(value);
+                labels.set(name, &pseudonym);
             }
         }
-        Some(labels)
     }
 }
 

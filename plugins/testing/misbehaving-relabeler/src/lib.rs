@@ -1,57 +1,74 @@
 //! A relabel plugin built to misbehave, for the host's containment tests.
 //!
+//! It implements the generated `relabeler` bindings directly rather than the
+//! SDK's `Relabeler` trait, because the SDK makes the contract violations
+//! below impossible to write.
+//!
 //! The behaviour of a call is chosen by the value of the label `__behaviour__`
 //! in the batch's first label set (or by the configuration key `behaviour`
 //! when that label is absent):
 //!
 //! | behaviour | what the call does |
 //! | --- | --- |
-//! | `echo` (default) | returns the batch unchanged, plus `calls="<n>"`: the calls this instance served |
+//! | `echo` (default) | keeps every set and adds `calls="<n>"`: the calls this instance served |
 //! | `loop` | spins forever (the host's epoch deadline must stop it) |
 //! | `memory-bomb` | allocates and touches memory until allocation fails |
 //! | `panic` | panics, which aborts: a trap |
-//! | `wrong-count` | returns one entry fewer than it was given |
-//! | `duplicate-labels` | returns label sets naming a label twice |
+//! | `wrong-count` | answers for one set fewer than it was given |
+//! | `duplicate-labels` | names a label twice in every set |
+//! | `bad-span` | points a label outside the answer's text |
 //! | `guest-error` | returns `invalid-input` |
-//! | `enormous` | returns `__size_mib__` MiB (default 16) in one label value |
+//! | `enormous` | returns `__size_mib__` MiB (default 16) of text in one label value |
+//!
+//! The configuration key `fail_init` makes `init` fail.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ember_plugin_sdk::{
-    Config, Label, LabelSet, LabelSetExt, PluginError, Relabeler, export_relabeler,
-};
+use ember_plugin_sdk::bindings::relabeler::{Guest, export_relabeler_world};
+use ember_plugin_sdk::{Batch, Config, LabelBatch, LabelSpan, PluginError, RelabeledBatch};
 
-struct Misbehaving {
-    default_behaviour: String,
-    calls: AtomicU64,
-}
+static DEFAULT_BEHAVIOUR: OnceLock<String> = OnceLock::new();
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
-impl Relabeler for Misbehaving {
-    fn init(config: &Config) -> Result<Self, PluginError> {
+struct Misbehaving;
+
+impl Guest for Misbehaving {
+    fn init() -> Result<(), PluginError> {
+        let config = Config::load()?;
         if config.get("fail_init").is_some() {
             return Err(PluginError::InvalidConfig("fail_init is set".to_owned()));
         }
-        Ok(Misbehaving {
-            default_behaviour: config.get("behaviour").unwrap_or("echo").to_owned(),
-            calls: AtomicU64::new(0),
-        })
+        let _ = DEFAULT_BEHAVIOUR.set(config.get("behaviour").unwrap_or("echo").to_owned());
+        Ok(())
     }
 
-    fn relabel(&self, mut batch: Vec<LabelSet>) -> Result<Vec<Option<LabelSet>>, PluginError> {
-        let calls = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        let first = batch.first();
+    fn relabel(batch: LabelBatch) -> Result<RelabeledBatch, PluginError> {
+        let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut batch = Batch::from_wit(batch);
+        let first = if batch.is_empty() {
+            None
+        } else {
+            Some(batch.set_mut(0))
+        };
         let behaviour = first
-            .and_then(|labels| labels.get("__behaviour__"))
-            .unwrap_or(&self.default_behaviour)
-            .to_owned();
+            .as_ref()
+            .and_then(|set| set.get("__behaviour__"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| DEFAULT_BEHAVIOUR.get().cloned().unwrap_or_default());
+        let size_mib: usize = first
+            .as_ref()
+            .and_then(|set| set.get("__size_mib__"))
+            .and_then(|raw| raw.parse().ok())
+            .unwrap_or(16);
         match behaviour.as_str() {
-            "echo" => Ok(batch
-                .into_iter()
-                .map(|mut labels| {
-                    labels.set("calls", calls.to_string());
-                    Some(labels)
-                })
-                .collect()),
+            "echo" => {
+                let calls = calls.to_string();
+                for index in 0..batch.len() {
+                    batch.set_mut(index).set("calls", &calls);
+                }
+                Ok(batch.into_wit())
+            }
             "loop" => {
                 let mut spins: u64 = 0;
                 loop {
@@ -61,46 +78,50 @@ impl Relabeler for Misbehaving {
             "memory-bomb" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
-                    // Touch every page so the memory is really committed.
+                    // Fill every page so the memory is really committed.
                     hoard.push(vec![0xa5; 1 << 20]);
                     std::hint::black_box(&hoard);
                 }
             }
             "panic" => panic!("the test asked this plugin to panic"),
             "wrong-count" => {
-                batch.pop();
-                Ok(batch.into_iter().map(Some).collect())
+                let mut answer = batch.into_wit();
+                answer.sets.pop();
+                Ok(answer)
             }
-            "duplicate-labels" => Ok(batch
-                .into_iter()
-                .map(|mut labels| {
-                    labels.push(Label {
-                        name: "dup".to_owned(),
-                        value: "1".to_owned(),
-                    });
-                    labels.push(Label {
-                        name: "dup".to_owned(),
-                        value: "2".to_owned(),
-                    });
-                    Some(labels)
-                })
-                .collect()),
+            "duplicate-labels" => {
+                let mut answer = batch.into_wit();
+                let mut labels = Vec::new();
+                let mut rest = answer.labels.iter();
+                for count in answer.sets.iter_mut().flatten() {
+                    let spans: Vec<LabelSpan> =
+                        rest.by_ref().take(*count as usize).copied().collect();
+                    labels.extend(spans.iter().copied());
+                    if let Some(first) = spans.first() {
+                        labels.push(*first);
+                        *count += 1;
+                    }
+                }
+                answer.labels = labels;
+                Ok(answer)
+            }
+            "bad-span" => {
+                let mut answer = batch.into_wit();
+                if let Some(span) = answer.labels.first_mut() {
+                    span.value_offset = u32::try_from(answer.text.len()).unwrap_or(u32::MAX);
+                    span.value_length = 10;
+                }
+                Ok(answer)
+            }
             "guest-error" => Err(PluginError::InvalidInput(
                 "the test asked for an error".into(),
             )),
             "enormous" => {
-                let mib: usize = first
-                    .and_then(|labels| labels.get("__size_mib__"))
-                    .and_then(|raw| raw.parse().ok())
-                    .unwrap_or(16);
-                let huge = "x".repeat(mib << 20);
-                Ok(batch
-                    .into_iter()
-                    .map(|mut labels| {
-                        labels.set("huge", huge.clone());
-                        Some(labels)
-                    })
-                    .collect())
+                let huge = "x".repeat(size_mib << 20);
+                for index in 0..batch.len() {
+                    batch.set_mut(index).set("huge", &huge);
+                }
+                Ok(batch.into_wit())
             }
             other => Err(PluginError::InvalidInput(format!(
                 "unknown behaviour {other:?}"
@@ -109,4 +130,4 @@ impl Relabeler for Misbehaving {
     }
 }
 
-export_relabeler!(Misbehaving);
+export_relabeler_world!(Misbehaving with_types_in ember_plugin_sdk::bindings::relabeler);

@@ -1,0 +1,301 @@
+//! Packing label sets for the `relabeler` world and unpacking its answer.
+//!
+//! The WIT contract passes a relabel batch as one string and two flat lists
+//! (`label-batch`), so a 10,000-series scrape crosses into the sandbox as
+//! three copies instead of hundreds of thousands of guest allocations. On
+//! the way back, a plugin usually answers with the input text plus appended
+//! new strings; then every label whose span is unchanged is rebuilt by moving
+//! the caller's original `String`, and only new strings are copied.
+
+use crate::PluginCallError;
+use crate::bindings::types::{LabelBatch, LabelSpan, RelabeledBatch};
+use crate::metrics::Labels;
+
+/// Packs label sets into a `label-batch`.
+pub(crate) fn pack(batch: &[Labels]) -> Result<LabelBatch, PluginCallError> {
+    let text_len: usize = batch
+        .iter()
+        .flat_map(|labels| labels.iter().map(|(name, value)| name.len() + value.len()))
+        .sum();
+    let too_big = || {
+        PluginCallError::Internal(format!(
+            "a relabel batch of {text_len} bytes exceeds the 4 GiB a packed batch can address"
+        ))
+    };
+    if u32::try_from(text_len).is_err() {
+        return Err(too_big());
+    }
+    let label_count = batch.iter().map(Vec::len).sum();
+    let mut text = String::with_capacity(text_len);
+    let mut labels = Vec::with_capacity(label_count);
+    let mut sets = Vec::with_capacity(batch.len());
+    for set in batch {
+        sets.push(u32::try_from(set.len()).map_err(|_| too_big())?);
+        for (name, value) in set {
+            // Both fit: the whole text is below u32::MAX bytes.
+            let name_offset = text.len() as u32;
+            text.push_str(name);
+            let value_offset = text.len() as u32;
+            text.push_str(value);
+            labels.push(LabelSpan {
+                name_offset,
+                name_length: name.len() as u32,
+                value_offset,
+                value_length: value.len() as u32,
+            });
+        }
+    }
+    Ok(LabelBatch { text, labels, sets })
+}
+
+/// Unpacks a plugin's answer to `input` (packed as `packed`): one entry per
+/// input set, `None` where dropped, labels sorted by name.
+pub(crate) fn unpack(
+    input: Vec<Labels>,
+    packed: &LabelBatch,
+    answer: RelabeledBatch,
+    max_output_bytes: usize,
+) -> Result<Vec<Option<Labels>>, PluginCallError> {
+    if answer.sets.len() != input.len() {
+        return Err(PluginCallError::InvalidOutput(format!(
+            "relabel answered {} sets for {} label sets",
+            answer.sets.len(),
+            input.len()
+        )));
+    }
+    let output_bytes = answer
+        .text
+        .len()
+        .saturating_add(answer.labels.len().saturating_mul(16));
+    if output_bytes > max_output_bytes {
+        return Err(PluginCallError::InvalidOutput(format!(
+            "output of {output_bytes} bytes exceeds the limit of {max_output_bytes} bytes"
+        )));
+    }
+    // Spans of the input text mean the same in the answer only if the answer
+    // kept that text as its prefix.
+    let shares_input_text = answer.text.as_bytes().starts_with(packed.text.as_bytes());
+    let text = answer.text.as_str();
+    let mut spans = answer.labels.iter();
+    let mut input_spans = packed.labels.as_slice();
+    let mut out = Vec::with_capacity(input.len());
+    for (kept, mut original) in answer.sets.iter().zip(input) {
+        let (set_spans, rest) = input_spans.split_at(original.len());
+        input_spans = rest;
+        let Some(count) = kept else {
+            out.push(None);
+            continue;
+        };
+        let mut labels: Labels = Vec::with_capacity(*count as usize);
+        for position in 0..*count as usize {
+            let span = spans.next().ok_or_else(|| {
+                PluginCallError::InvalidOutput(
+                    "relabel answered fewer labels than its sets count".to_owned(),
+                )
+            })?;
+            let reuse = |field: fn(&LabelSpan) -> (u32, u32)| {
+                shares_input_text
+                    .then(|| find_span(set_spans, position, field(span), field))
+                    .flatten()
+            };
+            let name = match reuse(|s| (s.name_offset, s.name_length)) {
+                Some(index) => take_if_intact(&mut original[index].0, span.name_length)
+                    .map_or_else(|| slice(text, span.name_offset, span.name_length), Ok)?,
+                None => slice(text, span.name_offset, span.name_length)?,
+            };
+            let value = match reuse(|s| (s.value_offset, s.value_length)) {
+                Some(index) => take_if_intact(&mut original[index].1, span.value_length)
+                    .map_or_else(|| slice(text, span.value_offset, span.value_length), Ok)?,
+                None => slice(text, span.value_offset, span.value_length)?,
+            };
+            labels.push((name, value));
+        }
+        sort_and_check(&mut labels)?;
+        out.push(Some(labels));
+    }
+    if spans.next().is_some() {
+        return Err(PluginCallError::InvalidOutput(
+            "relabel answered more labels than its sets count".to_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The index of the input label whose span (as selected by `field`) is
+/// `wanted`, trying the same position first since most plugins keep order.
+fn find_span(
+    set_spans: &[LabelSpan],
+    position: usize,
+    wanted: (u32, u32),
+    field: fn(&LabelSpan) -> (u32, u32),
+) -> Option<usize> {
+    if set_spans.get(position).map(field) == Some(wanted) {
+        return Some(position);
+    }
+    set_spans.iter().position(|span| field(span) == wanted)
+}
+
+/// Moves the original string out unless an earlier label already took it
+/// (a plugin may copy one value into two labels).
+fn take_if_intact(original: &mut String, length: u32) -> Option<String> {
+    (original.len() == length as usize).then(|| std::mem::take(original))
+}
+
+fn slice(text: &str, offset: u32, length: u32) -> Result<String, PluginCallError> {
+    let start = offset as usize;
+    start
+        .checked_add(length as usize)
+        .and_then(|end| text.get(start..end))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            PluginCallError::InvalidOutput(format!(
+                "span {offset}+{length} is outside the answer's {} bytes of text or not on a \
+                 character boundary",
+                text.len()
+            ))
+        })
+}
+
+/// Sorts a returned label set by name and rejects repeated names.
+pub(crate) fn sort_and_check(labels: &mut Labels) -> Result<(), PluginCallError> {
+    if labels.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+        return Ok(());
+    }
+    labels.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    match labels.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        Some(pair) => Err(PluginCallError::InvalidOutput(format!(
+            "label {:?} appears twice in one label set",
+            pair[0].0
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn span(name: (u32, u32), value: (u32, u32)) -> LabelSpan {
+        LabelSpan {
+            name_offset: name.0,
+            name_length: name.1,
+            value_offset: value.0,
+            value_length: value.1,
+        }
+    }
+
+    #[test]
+    fn pack_lays_sets_out_consecutively() {
+        let packed = pack(&[labels(&[("a", "1"), ("bb", "22")]), labels(&[])]).unwrap();
+        assert_eq!(packed.text, "a1bb22");
+        assert_eq!(packed.sets, [2, 0]);
+        let spans: Vec<_> = packed
+            .labels
+            .iter()
+            .map(|s| (s.name_offset, s.name_length, s.value_offset, s.value_length))
+            .collect();
+        assert_eq!(spans, [(0, 1, 1, 1), (2, 2, 4, 2)]);
+    }
+
+    #[test]
+    fn an_echoed_batch_unpacks_to_the_input() {
+        let input = vec![labels(&[("a", "1"), ("b", "2")]), labels(&[("c", "3")])];
+        let packed = pack(&input).unwrap();
+        let answer = RelabeledBatch {
+            text: packed.text.clone(),
+            labels: packed.labels.clone(),
+            sets: vec![Some(2), Some(1)],
+        };
+        let out = unpack(input.clone(), &packed, answer, 1 << 20).unwrap();
+        assert_eq!(out, input.into_iter().map(Some).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn edits_appended_to_the_text_are_read_and_order_is_restored() {
+        let input = vec![labels(&[("a", "1"), ("b", "2")]), labels(&[("c", "3")])];
+        let packed = pack(&input).unwrap();
+        // Set 0: b reuses a's value "1", a gets "new" and comes last; set 1 dropped.
+        let text = format!("{}new", packed.text);
+        let answer = RelabeledBatch {
+            text,
+            labels: vec![span((2, 1), (1, 1)), span((0, 1), (6, 3))],
+            sets: vec![Some(2), None],
+        };
+        let out = unpack(input, &packed, answer, 1 << 20).unwrap();
+        assert_eq!(out, [Some(labels(&[("a", "new"), ("b", "1")])), None]);
+    }
+
+    #[test]
+    fn a_value_copied_into_two_labels_is_kept_in_both() {
+        let input = vec![labels(&[("a", "x")])];
+        let packed = pack(&input).unwrap();
+        let answer = RelabeledBatch {
+            text: format!("{}b", packed.text),
+            labels: vec![span((0, 1), (1, 1)), span((2, 1), (1, 1))],
+            sets: vec![Some(2)],
+        };
+        let out = unpack(input, &packed, answer, 1 << 20).unwrap();
+        assert_eq!(out, [Some(labels(&[("a", "x"), ("b", "x")]))]);
+    }
+
+    #[test]
+    fn a_different_text_is_read_rather_than_trusted() {
+        let input = vec![labels(&[("a", "1")])];
+        let packed = pack(&input).unwrap();
+        let answer = RelabeledBatch {
+            text: "z9".to_owned(),
+            labels: packed.labels.clone(),
+            sets: vec![Some(1)],
+        };
+        let out = unpack(input, &packed, answer, 1 << 20).unwrap();
+        assert_eq!(out, [Some(labels(&[("z", "9")]))]);
+    }
+
+    #[test]
+    fn contract_violations_are_reported() {
+        let input = vec![labels(&[("a", "1")])];
+        let packed = pack(&input).unwrap();
+        let answer = |labels: Vec<LabelSpan>, sets: Vec<Option<u32>>| RelabeledBatch {
+            text: "a1é".to_owned(),
+            labels,
+            sets,
+        };
+        let cases = [
+            (answer(vec![], vec![]), "answered 0 sets for 1"),
+            (answer(vec![], vec![Some(1)]), "fewer labels"),
+            (
+                answer(vec![span((0, 1), (1, 1)); 2], vec![Some(1)]),
+                "more labels",
+            ),
+            (answer(vec![span((0, 1), (9, 1))], vec![Some(1)]), "outside"),
+            (
+                answer(vec![span((0, 1), (3, 1))], vec![Some(1)]),
+                "character boundary",
+            ),
+            (
+                answer(vec![span((0, 1), (1, 1)); 2], vec![Some(2)]),
+                "appears twice",
+            ),
+        ];
+        for (answer, expected) in cases {
+            match unpack(input.clone(), &packed, answer, 1 << 20) {
+                Err(PluginCallError::InvalidOutput(message)) => {
+                    assert!(message.contains(expected), "{message:?} lacks {expected:?}")
+                }
+                other => panic!("expected {expected:?}, got {other:?}"),
+            }
+        }
+        let big = answer(vec![span((0, 1), (1, 1))], vec![Some(1)]);
+        assert!(matches!(
+            unpack(input, &packed, big, 4),
+            Err(PluginCallError::InvalidOutput(_))
+        ));
+    }
+}
