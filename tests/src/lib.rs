@@ -373,3 +373,58 @@ pub fn wait_http_ok(url: &str, timeout: Duration) -> bool {
     }
     false
 }
+
+/// Debian's Prometheus binary, used as the reference in comparison tests.
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// A Prometheus server started for a comparison test, killed when dropped.
+#[derive(Debug)]
+pub struct Prometheus {
+    _child: ChildGuard,
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with `config` on a free loopback port and waits
+    /// until it is ready. `None` (with a message saying why) when Debian's
+    /// `prometheus` package is not installed.
+    pub fn start(config: &str) -> Option<Self> {
+        if !have_program(PROMETHEUS) {
+            eprintln!("SKIP: {PROMETHEUS} is not installed (Debian package prometheus)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(dir.path().join("prometheus.yml"), config).expect("write prometheus.yml");
+        let address = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(PROMETHEUS)
+            .current_dir(dir.path())
+            .args([
+                "--config.file=prometheus.yml",
+                "--storage.tsdb.path=data",
+                &format!("--web.listen-address={address}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        let prometheus = Self {
+            _child: ChildGuard(child),
+            _dir: dir,
+            url: format!("http://{address}"),
+        };
+        assert!(
+            wait_http_ok(
+                &format!("{}/-/ready", prometheus.url),
+                Duration::from_secs(30)
+            ),
+            "Prometheus did not become ready"
+        );
+        Some(prometheus)
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}

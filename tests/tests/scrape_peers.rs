@@ -8,11 +8,10 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ember_tests::{ChildGuard, Ember, Options, free_port, have_program, wait_http_ok};
+use ember_tests::{ChildGuard, Ember, Options, Prometheus, free_port, have_program, wait_http_ok};
 use serde_json::Value;
 
 const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 fn start_node_exporter() -> Option<(ChildGuard, String)> {
     if !have_program(NODE_EXPORTER) {
@@ -199,10 +198,6 @@ fn python_client_app_in_openmetrics_and_text_give_the_same_series() {
 
 #[test]
 fn series_sets_equal_prometheus_scraping_the_same_targets() {
-    if !have_program(PROMETHEUS) {
-        eprintln!("SKIP: {PROMETHEUS} is not installed (Debian package prometheus)");
-        return;
-    }
     let Some((_node, node)) = start_node_exporter() else {
         return;
     };
@@ -210,31 +205,11 @@ fn series_sets_equal_prometheus_scraping_the_same_targets() {
         return;
     };
     let config = scrape_config(&[("node", &node, ""), ("app", &app, "")]);
-
     let ember = Ember::start(Options::with_config(config.clone()));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("prometheus.yml"), &config).unwrap();
-    let prometheus_address = format!("127.0.0.1:{}", free_port());
-    let prometheus = Command::new(PROMETHEUS)
-        .current_dir(dir.path())
-        .args([
-            "--config.file=prometheus.yml",
-            "--storage.tsdb.path=data",
-            &format!("--web.listen-address={prometheus_address}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    let _prometheus = ChildGuard(prometheus);
-    let prometheus_url = format!("http://{prometheus_address}");
-    assert!(
-        wait_http_ok(
-            &format!("{prometheus_url}/-/ready"),
-            Duration::from_secs(30)
-        ),
-        "Prometheus did not start"
-    );
+    let Some(prometheus) = Prometheus::start(&config) else {
+        return;
+    };
+    let prometheus_url = prometheus.url().to_owned();
 
     // Both have scraped every target a few times once each has five `up`
     // samples; compare then, over all time.
