@@ -14,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use memmap2::MmapRaw;
+use memmap2::{MmapRaw, UncheckedAdvice};
 
 /// Magic number at the start of every segment.
 const MAGIC: u32 = 0x0130_BC91;
@@ -377,6 +377,17 @@ impl ChunkFiles {
                     map,
                 }));
             } else {
+                // The scan paged the whole segment in; let those pages go
+                // from this process's resident set until a query needs them.
+                // SAFETY: the mapping is shared and file-backed, so
+                // MADV_DONTNEED only drops page table entries and the next
+                // access reads the same file contents back; no reference
+                // into the mapping is alive at this point.
+                if let Err(error) =
+                    unsafe { segment.map.unchecked_advise(UncheckedAdvice::DontNeed) }
+                {
+                    tracing::debug!(%error, segment = index, "madvise(DONTNEED) on a head chunk segment failed");
+                }
                 segments.push(Arc::new(segment));
             }
             end_of_last = offset;

@@ -101,4 +101,22 @@ fn rss_per_series_after_two_hours() {
     );
     drop(labels);
     db.close().expect("close");
+    drop(db);
+
+    // Restart: replay speed at this scale, and the chunk files must not
+    // stay in the resident set after the start-up scan.
+    let before = rss().expect("rss");
+    let started = Instant::now();
+    let (db, stats) = Db::open_with_stats(dir.path(), DbOptions::default()).expect("reopen");
+    let elapsed = started.elapsed();
+    let after = rss().expect("rss");
+    eprintln!(
+        "reopen: {} WAL samples ({} in mapped chunks) in {elapsed:?} ({:.2} M samples/s); file-backed RSS growth per series {:.0} B",
+        stats.samples,
+        stats.samples_in_mapped_chunks,
+        stats.samples as f64 / elapsed.as_secs_f64() / 1e6,
+        per(after.2, before.2),
+    );
+    assert_eq!(stats.samples, (n * scrapes) as u64);
+    db.close().expect("close");
 }

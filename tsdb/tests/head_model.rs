@@ -265,7 +265,7 @@ fn run(ops: Vec<Op>, window: i64, one_series_per_commit: bool) -> Result<(), Tes
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn db_matches_model_in_order(ops in prop::collection::vec(op(), 1..160)) {
