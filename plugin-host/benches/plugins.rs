@@ -68,8 +68,15 @@ fn native_relabel(batch: Vec<Labels>, hashed: &[&str], salt: &[u8]) -> Vec<Optio
                         .chain_update(salt)
                         .chain_update(&*value)
                         .finalize();
-                    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-                    *value = hex[..16].to_owned();
+                    // The plugin's own hex encoding, so both sides do the same work.
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let mut hex = String::with_capacity(64);
+                    for byte in digest {
+                        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+                        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+                    }
+                    hex.truncate(16);
+                    *value = hex;
                 }
             }
             Some(labels)

@@ -8,7 +8,11 @@
 //! the caller's original `String`, and only new strings are copied.
 
 use crate::PluginCallError;
-use crate::bindings::types::{LabelBatch, LabelSpan, RelabeledBatch};
+use crate::bindings::types::{LabelBatch, RelabeledBatch};
+
+/// One label's place in a text: name offset, name length, value offset,
+/// value length (the WIT layout of four `u32`s per label).
+type Span = [u32; 4];
 use crate::metrics::Labels;
 
 /// Packs label sets into a `label-batch`.
@@ -25,9 +29,9 @@ pub(crate) fn pack(batch: &[Labels]) -> Result<LabelBatch, PluginCallError> {
     if u32::try_from(text_len).is_err() {
         return Err(too_big());
     }
-    let label_count = batch.iter().map(Vec::len).sum();
+    let label_count: usize = batch.iter().map(Vec::len).sum();
     let mut text = String::with_capacity(text_len);
-    let mut labels = Vec::with_capacity(label_count);
+    let mut spans: Vec<u32> = Vec::with_capacity(label_count * 4);
     let mut sets = Vec::with_capacity(batch.len());
     for set in batch {
         sets.push(u32::try_from(set.len()).map_err(|_| too_big())?);
@@ -37,15 +41,15 @@ pub(crate) fn pack(batch: &[Labels]) -> Result<LabelBatch, PluginCallError> {
             text.push_str(name);
             let value_offset = text.len() as u32;
             text.push_str(value);
-            labels.push(LabelSpan {
+            spans.extend([
                 name_offset,
-                name_length: name.len() as u32,
+                name.len() as u32,
                 value_offset,
-                value_length: value.len() as u32,
-            });
+                value.len() as u32,
+            ]);
         }
     }
-    Ok(LabelBatch { text, labels, sets })
+    Ok(LabelBatch { text, spans, sets })
 }
 
 /// Unpacks a plugin's answer to `input` (packed as `packed`): one entry per
@@ -63,10 +67,16 @@ pub(crate) fn unpack(
             input.len()
         )));
     }
+    if !answer.spans.len().is_multiple_of(4) {
+        return Err(PluginCallError::InvalidOutput(format!(
+            "relabel answered {} span entries, not a multiple of four",
+            answer.spans.len()
+        )));
+    }
     let output_bytes = answer
         .text
         .len()
-        .saturating_add(answer.labels.len().saturating_mul(16));
+        .saturating_add(answer.spans.len().saturating_mul(4));
     if output_bytes > max_output_bytes {
         return Err(PluginCallError::InvalidOutput(format!(
             "output of {output_bytes} bytes exceeds the limit of {max_output_bytes} bytes"
@@ -76,8 +86,9 @@ pub(crate) fn unpack(
     // kept that text as its prefix.
     let shares_input_text = answer.text.as_bytes().starts_with(packed.text.as_bytes());
     let text = answer.text.as_str();
-    let mut spans = answer.labels.iter();
-    let mut input_spans = packed.labels.as_slice();
+    let mut spans = answer.spans.chunks_exact(4).map(as_span);
+    let input_spans: Vec<Span> = packed.spans.chunks_exact(4).map(as_span).collect();
+    let mut input_spans = input_spans.as_slice();
     let mut out = Vec::with_capacity(input.len());
     for (kept, mut original) in answer.sets.iter().zip(input) {
         let (set_spans, rest) = input_spans.split_at(original.len());
@@ -93,20 +104,20 @@ pub(crate) fn unpack(
                     "relabel answered fewer labels than its sets count".to_owned(),
                 )
             })?;
-            let reuse = |field: fn(&LabelSpan) -> (u32, u32)| {
+            let reuse = |field: fn(&Span) -> (u32, u32)| {
                 shares_input_text
-                    .then(|| find_span(set_spans, position, field(span), field))
+                    .then(|| find_span(set_spans, position, field(&span), field))
                     .flatten()
             };
-            let name = match reuse(|s| (s.name_offset, s.name_length)) {
-                Some(index) => take_if_intact(&mut original[index].0, span.name_length)
-                    .map_or_else(|| slice(text, span.name_offset, span.name_length), Ok)?,
-                None => slice(text, span.name_offset, span.name_length)?,
+            let name = match reuse(|s| (s[0], s[1])) {
+                Some(index) => take_if_intact(&mut original[index].0, span[1])
+                    .map_or_else(|| slice(text, span[0], span[1]), Ok)?,
+                None => slice(text, span[0], span[1])?,
             };
-            let value = match reuse(|s| (s.value_offset, s.value_length)) {
-                Some(index) => take_if_intact(&mut original[index].1, span.value_length)
-                    .map_or_else(|| slice(text, span.value_offset, span.value_length), Ok)?,
-                None => slice(text, span.value_offset, span.value_length)?,
+            let value = match reuse(|s| (s[2], s[3])) {
+                Some(index) => take_if_intact(&mut original[index].1, span[3])
+                    .map_or_else(|| slice(text, span[2], span[3]), Ok)?,
+                None => slice(text, span[2], span[3])?,
             };
             labels.push((name, value));
         }
@@ -124,15 +135,19 @@ pub(crate) fn unpack(
 /// The index of the input label whose span (as selected by `field`) is
 /// `wanted`, trying the same position first since most plugins keep order.
 fn find_span(
-    set_spans: &[LabelSpan],
+    set_spans: &[Span],
     position: usize,
     wanted: (u32, u32),
-    field: fn(&LabelSpan) -> (u32, u32),
+    field: fn(&Span) -> (u32, u32),
 ) -> Option<usize> {
     if set_spans.get(position).map(field) == Some(wanted) {
         return Some(position);
     }
     set_spans.iter().position(|span| field(span) == wanted)
+}
+
+fn as_span(chunk: &[u32]) -> Span {
+    [chunk[0], chunk[1], chunk[2], chunk[3]]
 }
 
 /// Moves the original string out unless an earlier label already took it
@@ -182,13 +197,8 @@ mod tests {
             .collect()
     }
 
-    fn span(name: (u32, u32), value: (u32, u32)) -> LabelSpan {
-        LabelSpan {
-            name_offset: name.0,
-            name_length: name.1,
-            value_offset: value.0,
-            value_length: value.1,
-        }
+    fn span(name: (u32, u32), value: (u32, u32)) -> Span {
+        [name.0, name.1, value.0, value.1]
     }
 
     #[test]
@@ -196,12 +206,7 @@ mod tests {
         let packed = pack(&[labels(&[("a", "1"), ("bb", "22")]), labels(&[])]).unwrap();
         assert_eq!(packed.text, "a1bb22");
         assert_eq!(packed.sets, [2, 0]);
-        let spans: Vec<_> = packed
-            .labels
-            .iter()
-            .map(|s| (s.name_offset, s.name_length, s.value_offset, s.value_length))
-            .collect();
-        assert_eq!(spans, [(0, 1, 1, 1), (2, 2, 4, 2)]);
+        assert_eq!(packed.spans, [0, 1, 1, 1, 2, 2, 4, 2]);
     }
 
     #[test]
@@ -210,7 +215,7 @@ mod tests {
         let packed = pack(&input).unwrap();
         let answer = RelabeledBatch {
             text: packed.text.clone(),
-            labels: packed.labels.clone(),
+            spans: packed.spans.clone(),
             sets: vec![Some(2), Some(1)],
         };
         let out = unpack(input.clone(), &packed, answer, 1 << 20).unwrap();
@@ -225,7 +230,7 @@ mod tests {
         let text = format!("{}new", packed.text);
         let answer = RelabeledBatch {
             text,
-            labels: vec![span((2, 1), (1, 1)), span((0, 1), (6, 3))],
+            spans: [span((2, 1), (1, 1)), span((0, 1), (6, 3))].concat(),
             sets: vec![Some(2), None],
         };
         let out = unpack(input, &packed, answer, 1 << 20).unwrap();
@@ -238,7 +243,7 @@ mod tests {
         let packed = pack(&input).unwrap();
         let answer = RelabeledBatch {
             text: format!("{}b", packed.text),
-            labels: vec![span((0, 1), (1, 1)), span((2, 1), (1, 1))],
+            spans: [span((0, 1), (1, 1)), span((2, 1), (1, 1))].concat(),
             sets: vec![Some(2)],
         };
         let out = unpack(input, &packed, answer, 1 << 20).unwrap();
@@ -251,7 +256,7 @@ mod tests {
         let packed = pack(&input).unwrap();
         let answer = RelabeledBatch {
             text: "z9".to_owned(),
-            labels: packed.labels.clone(),
+            spans: packed.spans.clone(),
             sets: vec![Some(1)],
         };
         let out = unpack(input, &packed, answer, 1 << 20).unwrap();
@@ -262,9 +267,9 @@ mod tests {
     fn contract_violations_are_reported() {
         let input = vec![labels(&[("a", "1")])];
         let packed = pack(&input).unwrap();
-        let answer = |labels: Vec<LabelSpan>, sets: Vec<Option<u32>>| RelabeledBatch {
+        let answer = |spans: Vec<Span>, sets: Vec<Option<u32>>| RelabeledBatch {
             text: "a1é".to_owned(),
-            labels,
+            spans: spans.concat(),
             sets,
         };
         let cases = [
@@ -292,6 +297,14 @@ mod tests {
                 other => panic!("expected {expected:?}, got {other:?}"),
             }
         }
+        let ragged = RelabeledBatch {
+            text: "a1".to_owned(),
+            spans: vec![0, 1, 1],
+            sets: vec![Some(1)],
+        };
+        assert!(
+            matches!(unpack(input.clone(), &packed, ragged, 1 << 20), Err(PluginCallError::InvalidOutput(m)) if m.contains("multiple of four"))
+        );
         let big = answer(vec![span((0, 1), (1, 1))], vec![Some(1)]);
         assert!(matches!(
             unpack(input, &packed, big, 4),

@@ -713,3 +713,140 @@ async fn an_exporter_panic_is_a_trap_and_a_restart() {
     );
     assert_eq!(plugin.status().restarts, 1);
 }
+
+fn behaviour(name: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut params = vec![("behaviour".to_owned(), name.to_owned())];
+    params.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    params
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_granted_environment_variables_are_visible() {
+    // PATH and HOME exist in any test environment; only PATH is granted, plus
+    // a name that is unset on the host.
+    let granted = Capabilities {
+        env: vec!["PATH".to_owned(), "EMBER_SURELY_UNSET_VARIABLE".to_owned()],
+        ..Capabilities::none()
+    };
+    let runtime = runtime();
+    let Some(plugin) = exporter(&runtime, granted).await else {
+        return;
+    };
+    let families = plugin
+        .collect(Vec::new(), behaviour("env", &[]))
+        .await
+        .expect("env");
+    let names: Vec<&str> = families[0]
+        .samples
+        .iter()
+        .filter_map(|s| {
+            s.labels
+                .iter()
+                .find(|(n, _)| n == "name")
+                .map(|(_, v)| v.as_str())
+        })
+        .collect();
+    assert_eq!(names, ["PATH"]);
+
+    let Some(closed) = exporter(&runtime, Capabilities::none()).await else {
+        return;
+    };
+    let families = closed
+        .collect(Vec::new(), behaviour("env", &[]))
+        .await
+        .expect("env");
+    assert!(
+        families[0].samples.is_empty(),
+        "no variables by default: {families:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_filesystem_is_closed_unless_a_directory_is_granted_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("inventory.json"), b"[1, 2, 3]").unwrap();
+    let runtime = runtime();
+
+    let Some(closed) = exporter(&runtime, Capabilities::none()).await else {
+        return;
+    };
+    let error = closed
+        .collect(
+            Vec::new(),
+            behaviour("read-file", &[("path", "inventory.json")]),
+        )
+        .await
+        .expect_err("no directory granted");
+    assert!(
+        matches!(error, PluginCallError::Guest(GuestError::Denied(_))),
+        "{error}"
+    );
+
+    let granted = Capabilities {
+        read_only_dir: Some(ember_plugin_host::ReadOnlyDir {
+            host_path: dir.path().to_path_buf(),
+            guest_path: "/data".to_owned(),
+        }),
+        ..Capabilities::none()
+    };
+    let Some(plugin) = exporter(&runtime, granted).await else {
+        return;
+    };
+    let families = plugin
+        .collect(
+            Vec::new(),
+            behaviour("read-file", &[("path", "inventory.json")]),
+        )
+        .await
+        .expect("granted directory is readable");
+    assert_eq!(families[0].samples[0].value, 9.0);
+
+    for path in ["new.txt", "inventory.json", "../escape.txt"] {
+        let error = plugin
+            .collect(Vec::new(), behaviour("write-file", &[("path", path)]))
+            .await
+            .expect_err("read-only");
+        assert!(
+            matches!(error, PluginCallError::Guest(GuestError::Denied(_))),
+            "{path}: {error}"
+        );
+    }
+    let error = plugin
+        .collect(
+            Vec::new(),
+            behaviour("read-file", &[("path", "../../etc/passwd")]),
+        )
+        .await
+        .expect_err("no escape from the granted directory");
+    assert!(
+        matches!(error, PluginCallError::Guest(GuestError::Denied(_))),
+        "{error}"
+    );
+    assert!(!dir.path().join("new.txt").exists());
+    assert_eq!(
+        std::fs::read(dir.path().join("inventory.json")).unwrap(),
+        b"[1, 2, 3]"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_read_only_directory_fails_the_load() {
+    let Some(path) = plugin_path("exporter-fixture") else {
+        return;
+    };
+    let capabilities = Capabilities {
+        read_only_dir: Some(ember_plugin_host::ReadOnlyDir {
+            host_path: PathBuf::from("/nonexistent/ember/plugin/dir"),
+            guest_path: "/data".to_owned(),
+        }),
+        ..Capabilities::none()
+    };
+    let spec = PluginSpec::new("fixture", PluginKind::Exporter, PluginSource::Path(path))
+        .with_capabilities(capabilities);
+    let error = runtime().load(spec).await.expect_err("missing directory");
+    assert!(matches!(error, PluginError::Directory { .. }), "{error}");
+}

@@ -76,9 +76,8 @@ pub use relabeler::{Batch, LabelSetMut, Relabeler};
 pub use remote_storage::RemoteStorage;
 
 pub use bindings::relabeler::ember::plugin::types::{
-    Label, LabelBatch, LabelMatcher, LabelSpan, MatchOp, MetricFamily, MetricType, Param,
-    PluginError, ReadQuery, RelabeledBatch, RetryableError, Sample, Series, TargetGroup,
-    TimedValue, WriteError,
+    Label, LabelBatch, LabelMatcher, MatchOp, MetricFamily, MetricType, Param, PluginError,
+    ReadQuery, RelabeledBatch, RetryableError, Sample, Series, TargetGroup, TimedValue, WriteError,
 };
 
 /// A set of labels; see [`LabelSetExt`] for reading and editing one.

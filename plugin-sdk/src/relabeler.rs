@@ -6,7 +6,7 @@
 //! changes few labels copies almost nothing. See the WIT documentation of
 //! `label-batch` for why the contract is shaped this way.
 
-use crate::bindings::relabeler::ember::plugin::types::{LabelBatch, LabelSpan, RelabeledBatch};
+use crate::bindings::relabeler::ember::plugin::types::{LabelBatch, RelabeledBatch};
 use crate::{Config, PluginError};
 
 /// A relabel plugin.
@@ -40,7 +40,11 @@ pub trait Relabeler: Sized + Send + Sync + 'static {
     }
 }
 
-/// A span that no longer names a label (the label was removed).
+/// One label's place in the text: name offset, name length, value offset,
+/// value length (the WIT layout of four `u32`s per label).
+type Span = [u32; 4];
+
+/// The name offset of a label that was removed.
 const REMOVED: u32 = u32::MAX;
 
 /// One label set of a [`Batch`]: a run of the batch's spans, plus labels
@@ -49,7 +53,7 @@ const REMOVED: u32 = u32::MAX;
 struct SetEntry {
     start: usize,
     len: usize,
-    added: Vec<LabelSpan>,
+    added: Vec<Span>,
     dropped: bool,
 }
 
@@ -60,19 +64,23 @@ struct SetEntry {
 #[derive(Debug)]
 pub struct Batch {
     text: String,
-    labels: Vec<LabelSpan>,
+    /// Four `u32`s per label, as in the WIT `label-batch`.
+    spans: Vec<u32>,
     sets: Vec<SetEntry>,
+    /// Whether any label was added or removed or any set dropped; if not,
+    /// the answer reuses `spans` as they are.
+    reshaped: bool,
 }
 
 impl Batch {
-    /// Unpacks the host's batch. Spans from the host are valid; a span that
-    /// is not (a host bug) reads as an empty string rather than panicking.
+    /// Unpacks the host's batch. Set lengths beyond the spans given (a host
+    /// bug) are cut short rather than panicking.
     pub fn from_wit(batch: LabelBatch) -> Batch {
+        let label_count = batch.spans.len() / 4;
         let mut sets = Vec::with_capacity(batch.sets.len());
         let mut start = 0usize;
         for &len in &batch.sets {
-            let len = len as usize;
-            let len = len.min(batch.labels.len().saturating_sub(start));
+            let len = (len as usize).min(label_count.saturating_sub(start));
             sets.push(SetEntry {
                 start,
                 len,
@@ -83,8 +91,9 @@ impl Batch {
         }
         Batch {
             text: batch.text,
-            labels: batch.labels,
+            spans: batch.spans,
             sets,
+            reshaped: false,
         }
     }
 
@@ -92,24 +101,19 @@ impl Batch {
     /// outside WebAssembly).
     pub fn from_sets<'a>(sets: impl IntoIterator<Item = &'a [(&'a str, &'a str)]>) -> Batch {
         let mut text = String::new();
-        let mut labels = Vec::new();
+        let mut spans = Vec::new();
         let mut counts = Vec::new();
         for set in sets {
             counts.push(set.len() as u32);
             for (name, value) in set {
-                let name_span = push_text(&mut text, name);
-                let value_span = push_text(&mut text, value);
-                labels.push(LabelSpan {
-                    name_offset: name_span.0,
-                    name_length: name_span.1,
-                    value_offset: value_span.0,
-                    value_length: value_span.1,
-                });
+                let (name_offset, name_length) = push_text(&mut text, name);
+                let (value_offset, value_length) = push_text(&mut text, value);
+                spans.extend([name_offset, name_length, value_offset, value_length]);
             }
         }
         Batch::from_wit(LabelBatch {
             text,
-            labels,
+            spans,
             sets: counts,
         })
     }
@@ -141,43 +145,55 @@ impl Batch {
     /// The labels of set `index`, or `None` if it was dropped.
     pub fn get(&self, index: usize) -> Option<Vec<(&str, &str)>> {
         let entry = self.sets.get(index)?;
-        (!entry.dropped).then(|| self.spans(entry).map(|span| self.resolve(span)).collect())
+        (!entry.dropped).then(|| self.live(entry).map(|span| self.resolve(&span)).collect())
     }
 
     /// Packs the answer for the host: the text with every appended string,
     /// the live spans of each kept set, and `none` for dropped sets.
     pub fn into_wit(self) -> RelabeledBatch {
-        let mut labels = Vec::with_capacity(self.labels.len());
+        if !self.reshaped {
+            let sets = self
+                .sets
+                .iter()
+                .map(|entry| Some(entry.len as u32))
+                .collect();
+            return RelabeledBatch {
+                text: self.text,
+                spans: self.spans,
+                sets,
+            };
+        }
+        let mut spans = Vec::with_capacity(self.spans.len());
         let mut sets = Vec::with_capacity(self.sets.len());
         for entry in &self.sets {
             if entry.dropped {
                 sets.push(None);
                 continue;
             }
-            let before = labels.len();
-            labels.extend(self.spans(entry).copied());
-            sets.push(Some((labels.len() - before) as u32));
+            let before = spans.len();
+            for span in self.live(entry) {
+                spans.extend(span);
+            }
+            sets.push(Some(((spans.len() - before) / 4) as u32));
         }
         RelabeledBatch {
             text: self.text,
-            labels,
+            spans,
             sets,
         }
     }
 
     /// The live spans of a set: its original ones not removed, then added ones.
-    fn spans<'a>(&'a self, entry: &'a SetEntry) -> impl Iterator<Item = &'a LabelSpan> + 'a {
-        self.labels[entry.start..entry.start + entry.len]
-            .iter()
-            .chain(entry.added.iter())
-            .filter(|span| span.name_offset != REMOVED)
+    fn live<'a>(&'a self, entry: &'a SetEntry) -> impl Iterator<Item = Span> + 'a {
+        self.spans[entry.start * 4..(entry.start + entry.len) * 4]
+            .chunks_exact(4)
+            .map(|chunk| [chunk[0], chunk[1], chunk[2], chunk[3]])
+            .chain(entry.added.iter().copied())
+            .filter(|span| span[0] != REMOVED)
     }
 
-    fn resolve(&self, span: &LabelSpan) -> (&str, &str) {
-        (
-            self.slice(span.name_offset, span.name_length),
-            self.slice(span.value_offset, span.value_length),
-        )
+    fn resolve(&self, span: &Span) -> (&str, &str) {
+        (self.slice(span[0], span[1]), self.slice(span[2], span[3]))
     }
 
     fn slice(&self, offset: u32, length: u32) -> &str {
@@ -202,13 +218,21 @@ pub struct LabelSetMut<'a> {
     index: usize,
 }
 
+/// Where a label's span lives.
+enum Slot {
+    /// Index of its first `u32` in `Batch::spans`.
+    Original(usize),
+    /// Index into the set's `added`.
+    Added(usize),
+}
+
 impl LabelSetMut<'_> {
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         let entry = &self.batch.sets[self.index];
         self.batch
-            .spans(entry)
-            .map(|span| self.batch.resolve(span))
+            .live(entry)
+            .map(|span| self.batch.resolve(&span))
             .find(|(label, _)| *label == name)
             .map(|(_, value)| value)
     }
@@ -216,7 +240,7 @@ impl LabelSetMut<'_> {
     /// Every label, as `(name, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         let entry = &self.batch.sets[self.index];
-        self.batch.spans(entry).map(|span| self.batch.resolve(span))
+        self.batch.live(entry).map(|span| self.batch.resolve(&span))
     }
 
     /// Sets `name` to `value`, replacing an existing value; an empty value
@@ -226,35 +250,47 @@ impl LabelSetMut<'_> {
             self.unset(name);
             return;
         }
+        let slot = self.find(name);
         let (value_offset, value_length) = push_text(&mut self.batch.text, value);
-        if let Some(span) = self.find_mut(name) {
-            span.value_offset = value_offset;
-            span.value_length = value_length;
-            return;
+        match slot {
+            Some(Slot::Original(at)) => {
+                self.batch.spans[at + 2] = value_offset;
+                self.batch.spans[at + 3] = value_length;
+            }
+            Some(Slot::Added(at)) => {
+                let span = &mut self.batch.sets[self.index].added[at];
+                span[2] = value_offset;
+                span[3] = value_length;
+            }
+            None => {
+                let (name_offset, name_length) = push_text(&mut self.batch.text, name);
+                self.batch.sets[self.index].added.push([
+                    name_offset,
+                    name_length,
+                    value_offset,
+                    value_length,
+                ]);
+                self.batch.reshaped = true;
+            }
         }
-        let (name_offset, name_length) = push_text(&mut self.batch.text, name);
-        self.batch.sets[self.index].added.push(LabelSpan {
-            name_offset,
-            name_length,
-            value_offset,
-            value_length,
-        });
     }
 
     /// Removes label `name`; returns whether it was there.
     pub fn unset(&mut self, name: &str) -> bool {
-        match self.find_mut(name) {
-            Some(span) => {
-                span.name_offset = REMOVED;
-                true
-            }
-            None => false,
+        let slot = self.find(name);
+        match slot {
+            Some(Slot::Original(at)) => self.batch.spans[at] = REMOVED,
+            Some(Slot::Added(at)) => self.batch.sets[self.index].added[at][0] = REMOVED,
+            None => return false,
         }
+        self.batch.reshaped = true;
+        true
     }
 
     /// Drops the whole set from the answer.
     pub fn drop_set(&mut self) {
         self.batch.sets[self.index].dropped = true;
+        self.batch.reshaped = true;
     }
 
     /// Whether [`drop_set`](Self::drop_set) was called.
@@ -262,21 +298,21 @@ impl LabelSetMut<'_> {
         self.batch.sets[self.index].dropped
     }
 
-    fn find_mut(&mut self, name: &str) -> Option<&mut LabelSpan> {
-        let batch = &mut *self.batch;
-        let entry = &mut batch.sets[self.index];
-        let text = &batch.text;
-        let matches = |span: &LabelSpan| {
-            span.name_offset != REMOVED
-                && text
-                    .get(span.name_offset as usize..(span.name_offset + span.name_length) as usize)
-                    == Some(name)
-        };
-        let original = &mut batch.labels[entry.start..entry.start + entry.len];
-        if let Some(span) = original.iter_mut().find(|span| matches(span)) {
-            return Some(span);
-        }
-        entry.added.iter_mut().find(|span| matches(span))
+    fn find(&self, name: &str) -> Option<Slot> {
+        let batch = &*self.batch;
+        let entry = &batch.sets[self.index];
+        let matches = |span: &[u32]| span[0] != REMOVED && batch.slice(span[0], span[1]) == name;
+        (entry.start..entry.start + entry.len)
+            .map(|label| label * 4)
+            .find(|&at| matches(&batch.spans[at..at + 4]))
+            .map(Slot::Original)
+            .or_else(|| {
+                entry
+                    .added
+                    .iter()
+                    .position(|span| matches(span))
+                    .map(Slot::Added)
+            })
     }
 }
 
@@ -318,7 +354,7 @@ mod tests {
     use super::*;
 
     fn answer_sets(answer: &RelabeledBatch) -> Vec<Option<Vec<(String, String)>>> {
-        let mut labels = answer.labels.iter();
+        let mut spans = answer.spans.chunks_exact(4);
         answer
             .sets
             .iter()
@@ -326,14 +362,11 @@ mod tests {
                 set.map(|n| {
                     (0..n)
                         .map(|_| {
-                            let span = labels.next().unwrap();
+                            let span = spans.next().unwrap();
                             let slice = |o: u32, l: u32| {
                                 answer.text[o as usize..(o + l) as usize].to_owned()
                             };
-                            (
-                                slice(span.name_offset, span.name_length),
-                                slice(span.value_offset, span.value_length),
-                            )
+                            (slice(span[0], span[1]), slice(span[2], span[3]))
                         })
                         .collect()
                 })

@@ -7,6 +7,9 @@
 //! | absent | `fixture_collections_total` (calls this instance served), `fixture_target_labels` (labels of the target), `fixture_param` per parameter |
 //! | `http-get` | GETs the parameter `url` over `wasi:http` and returns `fixture_http_status` and `fixture_http_body_bytes`; a denied request is the error `denied` |
 //! | `panic` | panics (a trap) |
+//! | `env` | `fixture_env{name, value}` for every environment variable the plugin sees |
+//! | `read-file` | reads `path` from the first preopened directory: `fixture_file_bytes`; `denied` when there is none or it fails |
+//! | `write-file` | tries to create `path` there for writing: `fixture_file_written`; `denied` when refused |
 //! | `families` | returns `count` gauge families of one sample each |
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +18,7 @@ use ember_plugin_sdk::{
     Config, Exporter, LabelSet, MetricFamily, MetricFamilyBuilder, Param, PluginError,
     export_exporter,
 };
+use wasip2::filesystem::types::{DescriptorFlags, ErrorCode as FsErrorCode, OpenFlags, PathFlags};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{ErrorCode, Fields, Method, OutgoingRequest, Scheme};
 use wasip2::io::streams::StreamError;
@@ -73,6 +77,60 @@ impl Exporter for Fixture {
                 ])
             }
             Some("panic") => panic!("the test asked this plugin to panic"),
+            Some("env") => {
+                let mut family = MetricFamilyBuilder::gauge("fixture_env");
+                for (name, value) in wasip2::cli::environment::get_environment() {
+                    family = family.sample([("name", name), ("value", value)], 1.0);
+                }
+                Ok(vec![family.build()])
+            }
+            Some(action @ ("read-file" | "write-file")) => {
+                let path = param("path")
+                    .ok_or_else(|| PluginError::InvalidInput("missing parameter path".into()))?;
+                let (directory, _guest_path) = wasip2::filesystem::preopens::get_directories()
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| PluginError::Denied("no directory is available".into()))?;
+                let denied = |code: FsErrorCode| PluginError::Denied(format!("{path}: {code:?}"));
+                if action == "read-file" {
+                    let file = directory
+                        .open_at(
+                            PathFlags::empty(),
+                            path,
+                            OpenFlags::empty(),
+                            DescriptorFlags::READ,
+                        )
+                        .map_err(denied)?;
+                    let mut bytes = 0usize;
+                    loop {
+                        let (chunk, end) = file.read(64 * 1024, bytes as u64).map_err(denied)?;
+                        bytes += chunk.len();
+                        if end || chunk.is_empty() {
+                            break;
+                        }
+                    }
+                    Ok(vec![
+                        MetricFamilyBuilder::gauge("fixture_file_bytes")
+                            .sample([] as [(&str, &str); 0], bytes as f64)
+                            .build(),
+                    ])
+                } else {
+                    let file = directory
+                        .open_at(
+                            PathFlags::empty(),
+                            path,
+                            OpenFlags::CREATE,
+                            DescriptorFlags::WRITE,
+                        )
+                        .map_err(denied)?;
+                    file.write(b"written by a plugin", 0).map_err(denied)?;
+                    Ok(vec![
+                        MetricFamilyBuilder::gauge("fixture_file_written")
+                            .sample([] as [(&str, &str); 0], 1.0)
+                            .build(),
+                    ])
+                }
+            }
             Some("families") => {
                 let count: usize = param("count").and_then(|c| c.parse().ok()).unwrap_or(1000);
                 Ok((0..count)

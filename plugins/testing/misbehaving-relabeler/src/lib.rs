@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ember_plugin_sdk::bindings::relabeler::{Guest, export_relabeler_world};
-use ember_plugin_sdk::{Batch, Config, LabelBatch, LabelSpan, PluginError, RelabeledBatch};
+use ember_plugin_sdk::{Batch, Config, LabelBatch, PluginError, RelabeledBatch};
 
 static DEFAULT_BEHAVIOUR: OnceLock<String> = OnceLock::new();
 static CALLS: AtomicU64 = AtomicU64::new(0);
@@ -91,25 +91,26 @@ impl Guest for Misbehaving {
             }
             "duplicate-labels" => {
                 let mut answer = batch.into_wit();
-                let mut labels = Vec::new();
-                let mut rest = answer.labels.iter();
+                let mut spans = Vec::new();
+                let mut rest = answer.spans.chunks_exact(4);
                 for count in answer.sets.iter_mut().flatten() {
-                    let spans: Vec<LabelSpan> =
-                        rest.by_ref().take(*count as usize).copied().collect();
-                    labels.extend(spans.iter().copied());
-                    if let Some(first) = spans.first() {
-                        labels.push(*first);
+                    let set: Vec<&[u32]> = rest.by_ref().take(*count as usize).collect();
+                    for span in &set {
+                        spans.extend_from_slice(span);
+                    }
+                    if let Some(first) = set.first() {
+                        spans.extend_from_slice(first);
                         *count += 1;
                     }
                 }
-                answer.labels = labels;
+                answer.spans = spans;
                 Ok(answer)
             }
             "bad-span" => {
                 let mut answer = batch.into_wit();
-                if let Some(span) = answer.labels.first_mut() {
-                    span.value_offset = u32::try_from(answer.text.len()).unwrap_or(u32::MAX);
-                    span.value_length = 10;
+                if answer.spans.len() >= 4 {
+                    answer.spans[2] = u32::try_from(answer.text.len()).unwrap_or(u32::MAX);
+                    answer.spans[3] = 10;
                 }
                 Ok(answer)
             }
