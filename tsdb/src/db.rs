@@ -237,6 +237,13 @@ impl Db {
                 "block_duration_ms must be positive".into(),
             ));
         }
+        // Chunk references hold a 32-bit offset into a segment.
+        if options.chunk_segment_size > u64::from(u32::MAX) {
+            return Err(TsdbError::InvalidOptions(format!(
+                "chunk_segment_size {} is larger than 4 GiB",
+                options.chunk_segment_size
+            )));
+        }
         std::fs::create_dir_all(dir).map_err(|source| TsdbError::Io {
             path: dir.to_path_buf(),
             source,
