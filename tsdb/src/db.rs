@@ -511,7 +511,7 @@ fn replay(
                                 );
                             }
                         } else {
-                            state.insert_out_of_order(sample.t, sample.v, 0);
+                            state.insert_out_of_order(sample.t, sample.v, 0, 0, policy);
                         }
                     }
                 }

@@ -326,7 +326,7 @@ impl Appender for HeadAppender {
                         &head.files,
                     );
                 } else {
-                    state.insert_out_of_order(sample.t, sample.v, write_id);
+                    state.insert_out_of_order(sample.t, sample.v, write_id, low_watermark, policy);
                 }
                 max_t = max_t.max(sample.t);
                 i += 1;

@@ -73,9 +73,52 @@ type Mark = (u64, u64);
 #[derive(Debug, Default)]
 struct Extra {
     older_marks: Vec<Mark>,
-    /// Out-of-order samples, ascending by timestamp.
+    /// Recent out-of-order samples, ascending by timestamp, each with its
+    /// commit's id.
     ooo: Vec<OooSample>,
+    /// Older out-of-order samples, compressed: once the buffer above holds
+    /// [`OOO_CHUNK_SAMPLES`] samples that every reader sees, they become
+    /// one of these. Chunks may overlap each other and the in-order chunks
+    /// in time, never in timestamps.
+    ooo_chunks: Vec<OooChunk>,
     metadata: Option<Metadata>,
+}
+
+/// Out-of-order samples buffered before they are compressed into a chunk
+/// (fewer when chunks are cut at fewer samples).
+const OOO_CHUNK_SAMPLES: usize = 32;
+
+/// A compressed run of out-of-order samples (in memory: they are rare, and
+/// the WAL has them).
+#[derive(Debug)]
+struct OooChunk {
+    min_t: i64,
+    max_t: i64,
+    bytes: Box<[u8]>,
+}
+
+impl OooChunk {
+    /// Its samples in `[mint, maxt]`, appended to `out`.
+    fn decode_into(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<(), StorageError> {
+        if self.max_t < mint || self.min_t > maxt {
+            return Ok(());
+        }
+        let mut it = XorIterator::new(&self.bytes)
+            .map_err(|e| StorageError::Corruption(format!("out-of-order chunk: {e}")))?;
+        while it.next() {
+            let (t, v) = it.at();
+            if t > maxt {
+                break;
+            }
+            if t >= mint {
+                out.push(Sample::new(t, v));
+            }
+        }
+        match it.err() {
+            Some(e) => Err(StorageError::Corruption(format!("out-of-order chunk: {e}"))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The lock-protected part of a series.
@@ -251,6 +294,16 @@ impl SeriesState {
         if let Ok(i) = ooo.binary_search_by_key(&t, |s| s.t) {
             return Ok(Some(ooo[i].v.to_bits()));
         }
+        if let Some(extra) = &self.extra {
+            let mut found = Vec::new();
+            for chunk in &extra.ooo_chunks {
+                found.clear();
+                chunk.decode_into(t, t, &mut found)?;
+                if let Some(sample) = found.first() {
+                    return Ok(Some(sample.v.to_bits()));
+                }
+            }
+        }
         let search = |bytes: &[u8]| -> Result<Option<u64>, StorageError> {
             let mut it =
                 XorIterator::new(bytes).map_err(|e| StorageError::Corruption(e.to_string()))?;
@@ -345,14 +398,43 @@ impl SeriesState {
         });
     }
 
-    /// Inserts an out-of-order sample (not at an existing timestamp).
-    pub(crate) fn insert_out_of_order(&mut self, t: i64, v: f64, write_id: u64) {
-        let ooo = &mut self.extra.get_or_insert_default().ooo;
+    /// Inserts an out-of-order sample (not at an existing timestamp) from
+    /// commit `write_id`, then compresses the buffered out-of-order samples
+    /// into a chunk if there are enough and every reader sees them all (ids
+    /// at or below `low_watermark`).
+    pub(crate) fn insert_out_of_order(
+        &mut self,
+        t: i64,
+        v: f64,
+        write_id: u64,
+        low_watermark: u64,
+        policy: ChunkPolicy,
+    ) {
+        // Small chunk policies (tests) compress sooner.
+        let threshold = usize::from(policy.samples_per_chunk).min(OOO_CHUNK_SAMPLES);
+        let extra = self.extra.get_or_insert_default();
+        let ooo = &mut extra.ooo;
         let i = ooo.partition_point(|s| s.t < t);
         if ooo.get(i).is_some_and(|s| s.t == t) {
             return;
         }
         ooo.insert(i, OooSample { t, v, write_id });
+        if ooo.len() < threshold || ooo.iter().any(|s| s.write_id > low_watermark) {
+            return;
+        }
+        let mut chunk = XorChunk::with_capacity(ooo.len() * 2 + 8);
+        for sample in ooo.iter() {
+            // A chunk holds far more than the buffer.
+            let _ = chunk.append(sample.t, sample.v);
+        }
+        if let (Some(min_t), Some(max_t)) = (chunk.min_time(), chunk.max_time()) {
+            extra.ooo_chunks.push(OooChunk {
+                min_t,
+                max_t,
+                bytes: chunk.into_bytes().into_boxed_slice(),
+            });
+            extra.ooo = Vec::new();
+        }
     }
 
     /// A consistent copy of what a reader with `read_id` sees in
@@ -402,12 +484,23 @@ impl SeriesState {
                 max_t,
             });
         }
-        let ooo = self
+        let mut ooo: Vec<Sample> = self
             .ooo()
             .iter()
             .filter(|s| s.write_id <= read_id && mint <= s.t && s.t <= maxt)
             .map(|s| Sample::new(s.t, s.v))
             .collect();
+        // Compressed out-of-order samples are visible to every reader.
+        if let Some(extra) = &self.extra
+            && !extra.ooo_chunks.is_empty()
+        {
+            for chunk in &extra.ooo_chunks {
+                if let Err(e) = chunk.decode_into(mint, maxt, &mut ooo) {
+                    error.get_or_insert(e);
+                }
+            }
+            ooo.sort_unstable_by_key(|s| s.t);
+        }
         SeriesSnapshot {
             chunks,
             visible_end,
