@@ -12,7 +12,8 @@ use std::path::Path;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ember_model::labels::Labels;
-use ember_model::storage::{Appendable, SeriesRef};
+use ember_model::matcher::{MatchOp, Matcher};
+use ember_model::storage::{Appendable, Queryable, SeriesRef};
 use ember_tsdb::{Db, DbOptions};
 
 const SERIES: usize = 10_000;
@@ -135,5 +136,42 @@ fn replay(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, replay);
+/// Selects 1% of the series (a regex alternation over instances) and
+/// reads every sample of them over one hour: postings, sorting, snapshots,
+/// mapped-chunk decoding.
+fn select(c: &mut Criterion) {
+    let fixture = tempfile::tempdir().expect("tempdir");
+    write_fixture(fixture.path());
+    let db = Db::open(fixture.path(), DbOptions::default()).expect("open");
+    let matchers = [
+        Matcher::new(
+            MatchOp::Regex,
+            "instance",
+            "host-(1|2|3|4|5|6|7|8|9|10):9100",
+        )
+        .expect("regex"),
+        Matcher::equal("job", "node"),
+    ];
+    let mut group = c.benchmark_group("head");
+    // 10 instances x 100 metrics x 240 samples.
+    group.throughput(Throughput::Elements(10 * 100 * REPLAY_SCRAPES as u64));
+    group.bench_function("select_1000_series_read_all_samples", |b| {
+        b.iter(|| {
+            let querier = db.querier(i64::MIN, i64::MAX).expect("querier");
+            let mut samples = 0u64;
+            for series in querier.select(true, None, &matchers).expect("select") {
+                let series = series.expect("series");
+                let mut it = series.samples();
+                while it.next() {
+                    samples += 1;
+                }
+            }
+            assert_eq!(samples, 10 * 100 * REPLAY_SCRAPES as u64);
+            samples
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, replay, select);
 criterion_main!(benches);
