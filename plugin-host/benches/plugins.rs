@@ -14,6 +14,20 @@
 //!
 //! The plugins come from `scripts/build-plugins.sh`; without them the
 //! benchmarks print a message and measure nothing.
+//!
+//! Measured on the project's 2-core development machine (shared with other
+//! builds, so ±10%), `cargo bench -p ember-plugin-host`, wasmtime 48.0.8:
+//!
+//! | benchmark | plugin | native | per series |
+//! | --- | --- | --- | --- |
+//! | relabel_10k/passthrough | 3.08 ms | 0.24 ms | +0.28 µs |
+//! | relabel_10k/hash | 9.2 ms | 1.8 ms | +0.74 µs (SHA-256 in wasm, no SHA extensions) |
+//! | exporter_call | 41 µs | | |
+//! | load_cached | 0.18 ms | | |
+//!
+//! For comparison, the same passthrough with spans as a list of records was
+//! 8.1 ms (wasmtime copies records field by field), and with the plain
+//! `list<list<label>>` shape about 95 ms in a debug build of this crate.
 
 use std::path::PathBuf;
 use std::time::Duration;

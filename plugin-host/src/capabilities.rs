@@ -150,6 +150,8 @@ impl HostPattern {
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.host {
+            // An IPv6 literal is bracketed, so that a port stays readable.
+            HostMatch::Exact(host) if host.contains(':') => write!(f, "[{host}]")?,
             HostMatch::Exact(host) => f.write_str(host)?,
             HostMatch::Subdomains(suffix) => write!(f, "*{suffix}")?,
         }
@@ -386,6 +388,7 @@ mod tests {
             ("Example.com", "example.com"),
             ("*.example.com:*", "*.example.com:*"),
             ("h:9100", "h:9100"),
+            ("[::1]:8080", "[::1]:8080"),
         ] {
             assert_eq!(HostPattern::parse(written).unwrap().to_string(), shown);
         }
