@@ -122,10 +122,7 @@ impl Ember {
             }
         });
 
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("HTTP client");
+        let http = http_client(Duration::from_secs(30));
         let mut ember = Self {
             child,
             base_url: String::new(),
@@ -356,10 +353,7 @@ pub fn have_program(path: &str) -> bool {
 
 /// Polls `url` until it answers 200 or `timeout` passes.
 pub fn wait_http_ok(url: &str, timeout: Duration) -> bool {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .expect("client");
+    let client = http_client(Duration::from_secs(2));
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if client
@@ -427,4 +421,22 @@ impl Prometheus {
     pub fn url(&self) -> &str {
         &self.url
     }
+}
+
+/// An HTTP client for tests, with a request timeout.
+///
+/// In a workspace build reqwest's features are unified with the server's,
+/// which compiles rustls in without a default crypto provider (the server
+/// hands each client its own TLS configuration). Plain clients then need a
+/// process-wide provider, installed here once.
+pub fn http_client(timeout: Duration) -> reqwest::blocking::Client {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        // Fails only if another provider is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("HTTP client")
 }

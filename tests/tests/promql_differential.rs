@@ -128,7 +128,7 @@ fn serve(mut stream: TcpStream, counters: &Mutex<HashMap<String, i64>>, t0: i64)
 }
 
 fn query(base: &str, path: &str, params: &[(&str, String)]) -> Value {
-    let client = reqwest::blocking::Client::new();
+    let client = ember_tests::http_client(std::time::Duration::from_secs(30));
     let response = client
         .get(format!("{base}{path}"))
         .query(params)

@@ -106,7 +106,7 @@ fn form_post(ember: &Ember, path: &str, form: &[(&str, String)]) -> Value {
         .iter()
         .map(|(name, value)| format!("{}={}", form_encode(name), form_encode(value)))
         .collect();
-    let client = reqwest::blocking::Client::new();
+    let client = ember_tests::http_client(std::time::Duration::from_secs(30));
     let response = client
         .post(format!("{}{path}", ember.base_url()))
         .header("content-type", "application/x-www-form-urlencoded")

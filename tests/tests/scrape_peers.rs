@@ -78,7 +78,7 @@ fn start_python_app() -> Option<(ChildGuard, String)> {
 
 /// The label sets of every stored series matching `selector`, as strings.
 fn series_set(base_url: &str, selector: &str) -> BTreeSet<String> {
-    let client = reqwest::blocking::Client::new();
+    let client = ember_tests::http_client(std::time::Duration::from_secs(30));
     let response = client
         .get(format!("{base_url}/api/v1/series"))
         .query(&[("match[]", selector), ("start", "0")])
@@ -215,7 +215,7 @@ fn series_sets_equal_prometheus_scraping_the_same_targets() {
     // samples; compare then, over all time.
     for url in [ember.base_url(), prometheus_url.as_str()] {
         wait_for("three scrapes", Duration::from_secs(40), || {
-            let client = reqwest::blocking::Client::new();
+            let client = ember_tests::http_client(std::time::Duration::from_secs(30));
             let body: Value = client
                 .get(format!("{url}/api/v1/query"))
                 .query(&[("query", "count_over_time(up[1m])")])
