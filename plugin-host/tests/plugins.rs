@@ -10,8 +10,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ember_plugin_host::{
-    Capabilities, GuestError, Labels, Limits, MetricType, Plugin, PluginCallError, PluginError,
-    PluginKind, PluginRuntime, PluginSource, PluginSpec, PluginState, RuntimeConfig,
+    Capabilities, GuestError, Labels, Limits, MatchOp, MetricType, Plugin, PluginCallError,
+    PluginError, PluginKind, PluginRuntime, PluginSource, PluginSpec, PluginState, ReadQuery,
+    RuntimeConfig, Series, TargetGroup, WriteError,
 };
 use sha2::{Digest, Sha256};
 
@@ -849,4 +850,117 @@ async fn a_missing_read_only_directory_fails_the_load() {
         .with_capabilities(capabilities);
     let error = runtime().load(spec).await.expect_err("missing directory");
     assert!(matches!(error, PluginError::Directory { .. }), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_plugin_reports_target_groups() {
+    let Some(path) = plugin_path("discovery-fixture") else {
+        return;
+    };
+    let runtime = runtime();
+    let spec = PluginSpec::new(
+        "sd",
+        PluginKind::Discovery,
+        PluginSource::Path(path.clone()),
+    )
+    .with_config([("targets", "10.0.0.1:9100, 10.0.0.2:9100"), ("env", "prod")]);
+    let plugin = runtime.load(spec).await.expect("load discovery-fixture");
+    let groups = plugin.refresh().await.expect("refresh");
+    assert_eq!(
+        groups,
+        [TargetGroup {
+            source: "fixture/static".to_owned(),
+            targets: vec![
+                labels(&[
+                    ("__address__", "10.0.0.1:9100"),
+                    ("__meta_fixture_index", "0"),
+                    ("__meta_fixture_refresh", "1"),
+                ]),
+                labels(&[
+                    ("__address__", "10.0.0.2:9100"),
+                    ("__meta_fixture_index", "1"),
+                    ("__meta_fixture_refresh", "1"),
+                ]),
+            ],
+            labels: labels(&[("env", "prod")]),
+        }]
+    );
+    let again = plugin.refresh().await.expect("refresh");
+    assert_eq!(again[0].targets[0][2].1, "2");
+
+    let spec = PluginSpec::new("sd-empty", PluginKind::Discovery, PluginSource::Path(path));
+    let empty = runtime.load(spec).await.expect("load");
+    assert!(matches!(
+        empty.refresh().await,
+        Err(PluginCallError::Guest(GuestError::Unavailable(_)))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_storage_plugin_writes_reads_and_classifies_failures() {
+    let Some(path) = plugin_path("remote-storage-fixture") else {
+        return;
+    };
+    let runtime = runtime();
+    let spec = PluginSpec::new("rs", PluginKind::RemoteStorage, PluginSource::Path(path));
+    let plugin = runtime
+        .load(spec)
+        .await
+        .expect("load remote-storage-fixture");
+    let series = |name: &str, extra: &[(&str, &str)], samples: Vec<(i64, f64)>| {
+        let mut set = labels(&[("__name__", name)]);
+        set.extend(labels(extra));
+        Series {
+            labels: set,
+            samples,
+        }
+    };
+    let batch = vec![
+        series(
+            "up",
+            &[("job", "a")],
+            vec![(1_000, 1.0), (2_000, 0.0), (3_000, 1.0)],
+        ),
+        series("up", &[("job", "b")], vec![(1_000, 1.0)]),
+    ];
+    assert_eq!(plugin.write(batch).await, Ok(Ok(())));
+    assert_eq!(
+        plugin
+            .write(vec![series("x", &[("fail", "retry")], vec![(1, 1.0)])])
+            .await,
+        Ok(Err(WriteError::Retryable {
+            message: "the fixture asks for a retry".to_owned(),
+            retry_after: Some(Duration::from_millis(250)),
+        }))
+    );
+    assert!(matches!(
+        plugin
+            .write(vec![series("x", &[("fail", "permanent")], vec![(1, 1.0)])])
+            .await,
+        Ok(Err(WriteError::Permanent(_)))
+    ));
+
+    let query = ReadQuery {
+        start_ms: 1_500,
+        end_ms: 3_000,
+        matchers: vec![(MatchOp::Equal, "job".to_owned(), "a".to_owned())],
+    };
+    let found = plugin.read(query).await.expect("read");
+    assert_eq!(
+        found,
+        [series(
+            "up",
+            &[("job", "a")],
+            vec![(2_000, 0.0), (3_000, 1.0)]
+        )]
+    );
+    let regex = ReadQuery {
+        start_ms: 0,
+        end_ms: 1,
+        matchers: vec![(MatchOp::RegexMatch, "job".to_owned(), ".*".to_owned())],
+    };
+    assert!(matches!(
+        plugin.read(regex).await,
+        Err(PluginCallError::Guest(GuestError::Unsupported(_)))
+    ));
 }
