@@ -63,8 +63,8 @@ fn test_limits() -> Limits {
         max_memory_bytes: 32 << 20,
         max_instances: 1,
         max_consecutive_failures: 3,
-        restart_backoff: Duration::from_millis(20),
-        max_restart_backoff: Duration::from_millis(100),
+        restart_backoff: Duration::from_millis(200),
+        max_restart_backoff: Duration::from_secs(1),
         ..Limits::default()
     }
 }
@@ -303,7 +303,7 @@ async fn an_infinite_loop_times_out_and_the_plugin_recovers() {
     let elapsed = started.elapsed();
     assert_eq!(error, PluginCallError::Timeout(Duration::from_millis(300)));
     assert!(
-        elapsed < Duration::from_millis(900),
+        elapsed < Duration::from_millis(2000),
         "interrupted after {elapsed:?}"
     );
     let status = plugin.status();
@@ -335,25 +335,34 @@ async fn an_infinite_loop_times_out_and_the_plugin_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_plugin_keeps_working_while_another_loops() {
     let runtime = runtime();
-    let Some(looper) = misbehaving(&runtime, "looper").await else {
+    let Some(path) = plugin_path("misbehaving-relabeler") else {
         return;
     };
+    // A long deadline, so the loop is certainly still running while the good
+    // plugin serves, even on a loaded machine.
+    let limits = Limits {
+        call_timeout: Duration::from_secs(3),
+        ..test_limits()
+    };
+    let spec = PluginSpec::new("looper", PluginKind::Relabeler, PluginSource::Path(path))
+        .with_limits(limits);
+    let looper = runtime.load(spec).await.expect("load");
     let Some(good) = hash_pii(&runtime).await else {
         return;
     };
     let looping = tokio::spawn(async move { provoke(&looper, "loop").await });
     tokio::time::sleep(Duration::from_millis(20)).await;
+    let started = Instant::now();
     for _ in 0..20 {
-        let started = Instant::now();
         good.relabel(vec![labels(&[("email", "a@b")])])
             .await
             .expect("good plugin works");
-        assert!(
-            started.elapsed() < Duration::from_millis(200),
-            "{:?}",
-            started.elapsed()
-        );
     }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "20 calls took {:?}",
+        started.elapsed()
+    );
     assert!(
         !looping.is_finished(),
         "the loop is still running during the good calls"
@@ -684,7 +693,7 @@ async fn a_slow_host_call_is_bounded_by_the_call_deadline() {
         "{error}"
     );
     assert!(
-        elapsed < Duration::from_millis(700),
+        elapsed < Duration::from_millis(2500),
         "ended after {elapsed:?}"
     );
     // The plugin still answers.
