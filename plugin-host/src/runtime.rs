@@ -248,6 +248,17 @@ impl PluginRuntime {
             .map_err(|error| PluginError::Task(error.to_string()))?
     }
 
+    /// Turns a core module into a component, as loading does, for tools that
+    /// want to ship components (`wasm-tools component new` does the same).
+    /// A component is returned unchanged.
+    pub fn componentize(bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
+        match wasm_kind(bytes) {
+            Some(WasmKind::Component) => Ok(bytes.to_vec()),
+            Some(WasmKind::Module) => componentize(bytes),
+            None => Err(PluginError::NotWasm),
+        }
+    }
+
     /// Compiles (or loads from the cache) a component or core module.
     /// Returns whether the cache answered.
     fn compile(&self, bytes: &[u8]) -> Result<(Component, bool), PluginError> {

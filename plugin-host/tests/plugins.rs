@@ -973,3 +973,29 @@ async fn a_remote_storage_plugin_writes_reads_and_classifies_failures() {
         Err(PluginCallError::Guest(GuestError::Unsupported(_)))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_load_as_well_as_core_modules() {
+    let Some(path) = plugin_path("relabel-hash-pii") else {
+        return;
+    };
+    let module = std::fs::read(&path).unwrap();
+    let component = PluginRuntime::componentize(&module).expect("componentize");
+    assert_ne!(component, module);
+    assert_eq!(
+        PluginRuntime::componentize(&component).expect("already a component"),
+        component
+    );
+    let spec = PluginSpec::new(
+        "component",
+        PluginKind::Relabeler,
+        PluginSource::Bytes(component),
+    )
+    .with_config([("labels", "email")]);
+    let plugin = runtime().load(spec).await.expect("load a component");
+    let out = plugin
+        .relabel(vec![labels(&[("email", "a")])])
+        .await
+        .expect("relabel");
+    assert_ne!(out[0].as_ref().unwrap()[0].1, "a");
+}

@@ -13,8 +13,11 @@
 //!   [`Discoverer`] + [`export_discoverer!`], [`RemoteStorage`] +
 //!   [`export_remote_storage!`];
 //! - [`Config`], the plugin's configuration as the operator wrote it;
-//! - [`LabelSetExt`] to read and edit label sets, [`MetricFamilyBuilder`] to
-//!   build an exporter's answer;
+//! - [`Batch`] and [`LabelSetMut`], a relabel batch edited in place (it
+//!   crosses the sandbox packed into one string and two integer lists);
+//! - [`LabelSetExt`] to read and edit plain label sets,
+//!   [`MetricFamilyBuilder`] and [`TargetGroupBuilder`] to build an exporter's
+//!   or a discoverer's answer;
 //! - [`log`], which writes to the server's log.
 //!
 //! # Example
