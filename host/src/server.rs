@@ -32,7 +32,7 @@ use std::collections::HashMap;
 
 use ember_config::Config;
 use ember_model::storage::Storage;
-use ember_model::storage::mem::MemStorage;
+use ember_tsdb::{Db, DbOptions};
 
 use crate::cli::ServerFlags;
 use crate::discovery::{DiscovererMetrics, DiscoveryManager, ManagerOptions};
@@ -71,10 +71,24 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
     );
     tracing::info!(source = %source, "Completed loading of configuration file");
 
-    // Until the TSDB's head lands, samples live in the in-memory reference
-    // storage: complete and queryable, but neither durable nor bounded.
-    let storage: Arc<dyn Storage> = Arc::new(MemStorage::new());
-    tracing::warn!("Storage is in memory only in this build: samples are lost at shutdown");
+    // Opening the TSDB replays its WAL, which can take a while on a big
+    // head; it is blocking work, so it runs off the async workers.
+    let db_options = DbOptions {
+        out_of_order_window_ms: config
+            .current()
+            .storage
+            .tsdb
+            .out_of_order_time_window
+            .as_millis() as i64,
+        ..DbOptions::default()
+    };
+    let db_dir = storage_dir.path().to_path_buf();
+    let db = tokio::task::spawn_blocking(move || Db::open(&db_dir, db_options))
+        .await
+        .context("opening the TSDB")?
+        .with_context(|| format!("opening the TSDB in {}", storage_dir.path().display()))?;
+    tracing::info!(series = db.num_series(), "TSDB opened");
+    let storage: Arc<dyn Storage> = Arc::new(db.clone());
 
     let registry = metrics.registry();
     let sd_metrics =
@@ -171,6 +185,7 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         discovery,
         scrape,
         followers,
+        db,
         storage_dir,
     })
     .await
@@ -229,6 +244,7 @@ struct Shutdown {
     discovery: Arc<DiscoveryManager>,
     scrape: Arc<ScrapeManager>,
     followers: [tokio::task::JoinHandle<()>; 2],
+    db: Db,
     storage_dir: StorageDir,
 }
 
@@ -242,6 +258,7 @@ async fn shutdown(parts: Shutdown) -> anyhow::Result<()> {
         discovery,
         scrape,
         followers,
+        db,
         storage_dir,
     } = parts;
     readiness.set(false);
@@ -262,7 +279,11 @@ async fn shutdown(parts: Shutdown) -> anyhow::Result<()> {
             tracing::warn!(timeout = ?HTTP_DRAIN_TIMEOUT, "In-flight HTTP requests did not finish in time")
         }
     }
-    // Step 5 (closing the TSDB) joins here with the TSDB issue.
+    match tokio::task::spawn_blocking(move || db.close()).await {
+        Ok(Ok(())) => tracing::info!("TSDB closed"),
+        Ok(Err(error)) => tracing::error!(%error, "Closing the TSDB failed"),
+        Err(join_error) => tracing::error!(%join_error, "Closing the TSDB panicked"),
+    }
     drop(storage_dir);
     tracing::info!("See you next time!");
     Ok(())

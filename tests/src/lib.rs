@@ -52,6 +52,8 @@ pub struct Options {
     pub config: Option<String>,
     /// Extra command-line flags.
     pub flags: Vec<String>,
+    /// A data directory to use instead of a fresh one, for restart tests.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -60,6 +62,12 @@ impl Options {
             config: Some(config.into()),
             ..Self::default()
         }
+    }
+
+    /// Uses `dir` as the data directory (it outlives the server).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
     }
 
     pub fn flag(mut self, flag: impl Into<String>) -> Self {
@@ -98,7 +106,11 @@ impl Ember {
             .arg("--web.listen-address=127.0.0.1:0")
             .arg(format!(
                 "--storage.tsdb.path={}",
-                dir.path().join("data").display()
+                options
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| dir.path().join("data"))
+                    .display()
             ))
             .arg("--log.format=json")
             .args(&options.flags)
@@ -148,6 +160,12 @@ impl Ember {
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {
