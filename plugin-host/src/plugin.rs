@@ -122,6 +122,9 @@ pub struct PluginStatus {
     pub consecutive_failures: u32,
     /// Instances alive now (idle in the pool).
     pub idle_instances: usize,
+    /// Linear memory held by the idle instances, in bytes (instances busy in
+    /// a call are not counted).
+    pub memory_bytes: usize,
     /// Time spent in calls, summed.
     pub busy_time: Duration,
     /// Whether the compiled code came from the on-disk cache.
@@ -297,6 +300,11 @@ impl Plugin {
             out_of_memory: counters.out_of_memory.load(Ordering::Relaxed),
             consecutive_failures: pool.consecutive_failures,
             idle_instances: pool.idle.len(),
+            memory_bytes: pool
+                .idle
+                .iter()
+                .map(|i| i.store.data().memory_bytes())
+                .sum(),
             busy_time: Duration::from_nanos(counters.busy_nanos.load(Ordering::Relaxed)),
             loaded_from_cache: self.shared.loaded_from_cache,
         }

@@ -44,6 +44,9 @@ struct MemoryLimiter {
     inner: StoreLimits,
     max_memory_bytes: usize,
     refused_growth: bool,
+    /// Linear memory granted so far, summed over the instance's memories
+    /// (a component has one per core module that declares one).
+    memory_bytes: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -54,7 +57,11 @@ impl ResourceLimiter for MemoryLimiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = self.inner.memory_growing(current, desired, maximum)?;
-        if !allowed {
+        if allowed {
+            self.memory_bytes = self
+                .memory_bytes
+                .saturating_add(desired.saturating_sub(current));
+        } else {
             self.refused_growth = true;
         }
         Ok(allowed)
@@ -136,6 +143,7 @@ impl HostState {
                 inner,
                 max_memory_bytes: limits.max_memory_bytes,
                 refused_growth: false,
+                memory_bytes: 0,
             },
             log_lines_left: limits.max_log_lines_per_call,
             max_log_lines: limits.max_log_lines_per_call,
@@ -153,6 +161,11 @@ impl HostState {
     /// Whether a memory growth was refused since the call began.
     pub(crate) fn refused_memory_growth(&self) -> bool {
         self.limits.refused_growth
+    }
+
+    /// Linear memory the instance holds, in bytes.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.limits.memory_bytes
     }
 
     /// The memory cap, for error messages.

@@ -158,6 +158,13 @@ async fn hash_pii_replaces_configured_labels_only() {
     let status = plugin.status();
     assert_eq!((status.calls, status.errors, status.traps), (1, 0, 0));
     assert_eq!(status.state, PluginState::Ready);
+    assert_eq!(status.idle_instances, 1);
+    // A Rust plugin starts with about a megabyte of linear memory.
+    assert!(
+        (1 << 20..8 << 20).contains(&status.memory_bytes),
+        "{} bytes",
+        status.memory_bytes
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -998,4 +1005,64 @@ async fn components_load_as_well_as_core_modules() {
         .await
         .expect("relabel");
     assert_ne!(out[0].as_ref().unwrap()[0].1, "a");
+}
+
+/// Everything logged by this test binary, through a global subscriber (plugin
+/// calls log from tokio's blocking threads, so a thread-local one would miss
+/// them).
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: OnceLock<&'static std::sync::Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static std::sync::Mutex<Vec<u8>> =
+            Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        let writer = move || LogWriter(logs);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(writer)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        logs
+    })
+}
+
+struct LogWriter(&'static std::sync::Mutex<Vec<u8>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_logs_reach_the_server_log_within_the_line_limit() {
+    let logs = captured_logs();
+    let runtime = runtime();
+    let Some(plugin) = misbehaving(&runtime, "chatty").await else {
+        return;
+    };
+    let batch = vec![labels(&[
+        ("__behaviour__", "log"),
+        ("__lines__", "150"),
+        ("job", "logtest"),
+    ])];
+    plugin.relabel(batch).await.expect("log and echo");
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("of logtest"))
+        .collect();
+    assert_eq!(ours.len(), 100, "the default limit is 100 lines per call");
+    assert!(
+        ours[0].contains("INFO") && ours[0].contains("plugin=\"chatty\""),
+        "{}",
+        ours[0]
+    );
+    assert!(ours[99].contains("line 99 of logtest"));
+    assert!(text.contains("plugin reached its log line limit for this call"));
 }

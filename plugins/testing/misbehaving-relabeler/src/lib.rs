@@ -19,6 +19,7 @@
 //! | `bad-span` | points a label outside the answer's text |
 //! | `guest-error` | returns `invalid-input` |
 //! | `enormous` | returns `__size_mib__` MiB (default 16) of text in one label value |
+//! | `log` | writes `__lines__` log lines `line <i> of <batch label job>` (default 1), then echoes |
 //!
 //! The configuration key `fail_init` makes `init` fail.
 
@@ -113,6 +114,18 @@ impl Guest for Misbehaving {
                     answer.spans[3] = 10;
                 }
                 Ok(answer)
+            }
+            "log" => {
+                let first = batch.set_mut(0);
+                let job = first.get("job").unwrap_or_default().to_owned();
+                let lines: usize = first
+                    .get("__lines__")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                for line in 0..lines {
+                    ember_plugin_sdk::log::info(&format!("line {line} of {job}"));
+                }
+                Ok(batch.into_wit())
             }
             "guest-error" => Err(PluginError::InvalidInput(
                 "the test asked for an error".into(),
