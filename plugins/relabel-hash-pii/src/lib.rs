@@ -13,6 +13,9 @@
 //! | `salt` | secret prefix; without one, common values can be guessed by hashing candidates | empty |
 //! | `length` | hex digits kept, 8 to 64 | 16 |
 //!
+//! The server's `plugins:` configuration section is not wired yet; its
+//! intended shape, for illustration:
+//!
 //! ```yaml
 //! plugins:
 //!   - name: hash-pii
