@@ -99,6 +99,9 @@ impl Ember {
     /// Starts a server on 127.0.0.1 with an OS-chosen port and waits until it
     /// listens. Panics with the server's logs if it does not.
     pub fn start(options: Options) -> Self {
+        // Everything that can fail goes before the spawn, so that a failure
+        // never leaves a server running that no `Ember` value owns.
+        let http = http_client(Duration::from_secs(30));
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut command = Command::new(ember_binary());
         command
@@ -134,7 +137,6 @@ impl Ember {
             }
         });
 
-        let http = http_client(Duration::from_secs(30));
         let mut ember = Self {
             child,
             base_url: String::new(),
