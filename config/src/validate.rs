@@ -334,7 +334,7 @@ impl<'a> Validator<'a> {
     }
 
     fn scrape_protocol(&self, path: &str, text: &str) -> Result<ScrapeProtocol> {
-        ScrapeProtocol::from_config(text).ok_or_else(|| {
+        text.parse::<ScrapeProtocol>().map_err(|_| {
             let known: Vec<&str> = ScrapeProtocol::ALL.iter().map(|p| p.as_str()).collect();
             self.error(
                 path,

@@ -106,66 +106,9 @@ impl Scheme {
     }
 }
 
-/// An exposition format a scrape can negotiate (`scrape_protocols`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScrapeProtocol {
-    /// `PrometheusProto`: the protobuf format, needed for native histograms.
-    PrometheusProto,
-    /// `OpenMetricsText0.0.1`.
-    OpenMetricsText0_0_1,
-    /// `OpenMetricsText1.0.0`.
-    OpenMetricsText1_0_0,
-    /// `PrometheusText0.0.4`: the classic text format.
-    PrometheusText0_0_4,
-    /// `PrometheusText1.0.0`: the text format with UTF-8 names.
-    PrometheusText1_0_0,
-}
-
-impl ScrapeProtocol {
-    /// Every protocol.
-    pub const ALL: [Self; 5] = [
-        Self::PrometheusProto,
-        Self::OpenMetricsText0_0_1,
-        Self::OpenMetricsText1_0_0,
-        Self::PrometheusText0_0_4,
-        Self::PrometheusText1_0_0,
-    ];
-
-    /// Prometheus's default order when native histograms are not scraped.
-    pub const DEFAULT: [Self; 4] = [
-        Self::OpenMetricsText1_0_0,
-        Self::OpenMetricsText0_0_1,
-        Self::PrometheusText1_0_0,
-        Self::PrometheusText0_0_4,
-    ];
-
-    /// Prometheus's default order when native histograms are scraped.
-    pub const DEFAULT_NATIVE_HISTOGRAMS: [Self; 5] = [
-        Self::PrometheusProto,
-        Self::OpenMetricsText1_0_0,
-        Self::OpenMetricsText0_0_1,
-        Self::PrometheusText1_0_0,
-        Self::PrometheusText0_0_4,
-    ];
-
-    /// Parses the case-sensitive configuration spelling.
-    pub fn from_config(text: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|protocol| protocol.as_str() == text)
-    }
-
-    /// The configuration spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PrometheusProto => "PrometheusProto",
-            Self::OpenMetricsText0_0_1 => "OpenMetricsText0.0.1",
-            Self::OpenMetricsText1_0_0 => "OpenMetricsText1.0.0",
-            Self::PrometheusText0_0_4 => "PrometheusText0.0.4",
-            Self::PrometheusText1_0_0 => "PrometheusText1.0.0",
-        }
-    }
-}
+/// An exposition format a scrape can negotiate (`scrape_protocols`): the
+/// model's type, which also knows each protocol's media type and parser.
+pub use ember_model::exposition::ScrapeProtocol;
 
 /// The whole validated configuration.
 ///

@@ -99,7 +99,7 @@ fn native_histograms_change_the_default_protocols() {
             .expect("valid");
     assert_eq!(
         config.scrape_configs[0].scrape_protocols,
-        ScrapeProtocol::DEFAULT_NATIVE_HISTOGRAMS.to_vec()
+        ScrapeProtocol::DEFAULT_PROTO_FIRST.to_vec()
     );
 }
 

@@ -40,7 +40,7 @@ impl Validator<'_> {
             Some(texts) => self.scrape_protocols(&field("scrape_protocols"), texts)?,
             None => match &global.scrape_protocols {
                 Some(protocols) => protocols.clone(),
-                _ if scrape_native_histograms => ScrapeProtocol::DEFAULT_NATIVE_HISTOGRAMS.to_vec(),
+                _ if scrape_native_histograms => ScrapeProtocol::DEFAULT_PROTO_FIRST.to_vec(),
                 _ => ScrapeProtocol::DEFAULT.to_vec(),
             },
         };

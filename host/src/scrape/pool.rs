@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ember_config::ScrapeConfig;
-use ember_model::exposition::{ScrapeProtocol, accept_header};
+use ember_model::exposition::accept_header;
 use ember_model::labels::{Labels, NameValidationScheme};
 use ember_model::storage::Storage;
 use tokio::sync::watch;
@@ -240,17 +240,12 @@ impl ScrapePool {
 }
 
 fn fetch_settings(config: &ScrapeConfig) -> FetchSettings {
-    let protocols: Vec<ScrapeProtocol> = config
-        .scrape_protocols
-        .iter()
-        .filter_map(|p| convert_protocol(*p))
-        .collect();
     FetchSettings {
-        accept: accept_header(&protocols),
+        accept: accept_header(&config.scrape_protocols),
         timeout: config.scrape_timeout,
         enable_compression: config.enable_compression,
         body_size_limit: config.limits.body_size_limit,
-        fallback: config.fallback_scrape_protocol.and_then(convert_protocol),
+        fallback: config.fallback_scrape_protocol,
     }
 }
 
@@ -268,10 +263,4 @@ pub fn ingest_settings(config: &ScrapeConfig) -> IngestSettings {
             ember_config::ValidationScheme::Legacy => NameValidationScheme::Legacy,
         },
     }
-}
-
-/// The configuration crate and the model each name the protocols; they
-/// are the same five, matched by their configuration spelling.
-fn convert_protocol(protocol: ember_config::ScrapeProtocol) -> Option<ScrapeProtocol> {
-    protocol.as_str().parse().ok()
 }
