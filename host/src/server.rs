@@ -48,6 +48,13 @@ pub const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the server until it is told to stop, then shuts it down in order.
 pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
+    // Handlers first: a signal that arrives during start-up (WAL replay can
+    // take a while) is queued and handled by the main loop, instead of the
+    // default action killing the process mid-replay.
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     tracing::info!(
         version = BUILD_INFO.version,
         revision = BUILD_INFO.revision,
@@ -131,16 +138,13 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
             })
             .await
     });
-    tracing::info!(address = %local_address, "Listening");
-
+    // Ready before announcing the address: whoever learns it from the log
+    // (a supervisor, a test) may ask /-/ready at once.
     readiness.set(true);
     metrics.ready.set(1);
+    tracing::info!(address = %local_address, "Listening");
     tracing::info!("Server is ready to receive web requests.");
 
-    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     loop {
         tokio::select! {
             _ = hangup.recv() => {
