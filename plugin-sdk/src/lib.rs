@@ -66,6 +66,7 @@ pub mod bindings;
 mod config;
 mod discovery;
 mod exporter;
+pub mod http;
 mod labels;
 pub mod log;
 mod relabeler;
