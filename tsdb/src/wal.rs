@@ -10,6 +10,9 @@
 //!   [`Wal::checkpoint`] condenses old segments.
 //! - [`Reader`]: streams records for replay, checkpoint first, reporting
 //!   [`Progress`] through a callback.
+//! - [`LiveReader`]: follows a segment while it is written (the
+//!   remote-write WAL watcher), with [`list_segment_indexes`] and
+//!   [`list_checkpoints`].
 //! - The record codecs: [`Record::encode`], [`decode_series`],
 //!   [`decode_samples`], [`decode_tombstones`], [`decode_metadata`].
 //!
@@ -60,6 +63,7 @@
 //! makes a commit a single write. `Wal` and `Reader` are `Send`.
 
 mod checkpoint;
+mod live;
 mod reader;
 mod record;
 mod segment;
@@ -70,6 +74,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use checkpoint::CheckpointStats;
+pub use live::{LiveReader, list_checkpoints, list_segment_indexes};
 pub use reader::{Progress, Reader};
 pub use record::{
     DecodedSeries, MetricType, Record, RecordError, RecordType, RefMetadata, RefSample, RefSeries,
