@@ -1,0 +1,3 @@
+//! `ember-plugin`: the same commands as `ember plugin`, without the server.
+
+fn main() {}
