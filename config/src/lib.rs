@@ -79,6 +79,7 @@ pub use ember_model::relabel::{RelabelAction, RelabelConfig, RelabelRegex};
 pub use error::{ConfigError, Located};
 pub use expand::expand_env;
 pub use names::{EscapingScheme, ValidationScheme};
+pub use relabel::{RelabelStep, rules_only};
 pub use size::{SizeError, format_size, parse_size};
 pub use source_map::Position;
 pub use validated::*;

@@ -316,6 +316,9 @@ with_discovery_and_http_client_fields! {
         pub always_scrape_classic_histograms: Option<bool>,
         /// `extra_scrape_metrics` (default: global).
         pub extra_scrape_metrics: Option<bool>,
+        /// `plugin` (Ember): the `name` of a declared exporter plugin; each target of
+        /// the job is then collected by calling the plugin instead of over HTTP.
+        pub plugin: Option<String>,
     }
 }
 
@@ -522,8 +525,10 @@ pub struct RawRelabelConfig {
     /// `replacement` (default `$1`); `Some(None)` is an explicit null, meaning `""`.
     #[serde(default, deserialize_with = "present")]
     pub replacement: Option<Option<String>>,
-    /// `action` (default `replace`).
+    /// `action` (default `replace`); Ember adds `plugin`.
     pub action: Option<String>,
+    /// `plugin` (Ember, with `action: plugin`): the `name` of a declared relabeler plugin.
+    pub plugin: Option<String>,
 }
 
 /// Distinguishes a field written as null (`Some(None)`) from an absent one (`None`).
@@ -576,8 +581,11 @@ with_http_client_fields! {
     #[derive(Debug, Clone, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct RawRemoteWriteConfig {
-        /// `url` (required).
+        /// `url` (required unless `plugin` is set).
         pub url: Option<String>,
+        /// `plugin` (Ember): the `name` of a declared remote-storage plugin that receives
+        /// the samples instead of a remote write endpoint.
+        pub plugin: Option<String>,
         /// `name`: unique among remote write configs.
         pub name: Option<String>,
         /// `remote_timeout` (default 30s).

@@ -13,6 +13,53 @@ use regex::Regex;
 use crate::names::ValidationScheme;
 use crate::raw::RawRelabelConfig;
 
+/// The `action` of a relabel step that calls a relabeler plugin (Ember).
+pub const PLUGIN_ACTION: &str = "plugin";
+
+/// One step of a scrape config's `relabel_configs` or `metric_relabel_configs`: a
+/// built-in rule, or (Ember) a call to a relabeler plugin with the whole batch of label
+/// sets at that point of the pipeline.
+///
+/// ```yaml
+/// metric_relabel_configs:
+///   - source_labels: [__name__]
+///     regex: go_.*
+///     action: drop
+///   - action: plugin
+///     plugin: hash-pii
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum RelabelStep {
+    /// A built-in rule, applied by `ember_model::relabel`.
+    Rule(RelabelConfig),
+    /// `action: plugin`: the declared relabeler plugin of this name.
+    Plugin(String),
+}
+
+impl RelabelStep {
+    /// The built-in rule, when this step is one.
+    pub fn rule(&self) -> Option<&RelabelConfig> {
+        match self {
+            RelabelStep::Rule(rule) => Some(rule),
+            RelabelStep::Plugin(_) => None,
+        }
+    }
+
+    /// The plugin's name, when this step calls one.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            RelabelStep::Rule(_) => None,
+            RelabelStep::Plugin(name) => Some(name),
+        }
+    }
+}
+
+/// The built-in rules of `steps` when no step calls a plugin, so that callers keep
+/// the plain rule path for the common case.
+pub fn rules_only(steps: &[RelabelStep]) -> Option<Vec<RelabelConfig>> {
+    steps.iter().map(|step| step.rule().cloned()).collect()
+}
+
 /// A relabel rule that Prometheus would reject; `field` is the offending key, if one is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RuleError {
@@ -78,6 +125,12 @@ pub(crate) fn relabel_from_raw(
     raw: &RawRelabelConfig,
     scheme: ValidationScheme,
 ) -> Result<RelabelConfig, RuleError> {
+    if raw.plugin.is_some() {
+        return Err(rule_error(
+            Some("plugin"),
+            "'plugin' is only allowed with action 'plugin'",
+        ));
+    }
     let action = match raw.action.as_deref() {
         None => RelabelAction::Replace,
         Some("") => return Err(rule_error(Some("action"), "relabel action cannot be empty")),
@@ -225,6 +278,37 @@ fn check(
         }
     }
     Ok(())
+}
+
+/// A step with `action: plugin`: the plugin's name, with no rule field beside it.
+/// `None` when the step is not a plugin step.
+pub(crate) fn plugin_step_from_raw(raw: &RawRelabelConfig) -> Option<Result<String, RuleError>> {
+    if raw.action.as_deref() != Some(PLUGIN_ACTION) {
+        return None;
+    }
+    let offending = [
+        ("source_labels", raw.source_labels.is_some()),
+        ("separator", raw.separator.is_some()),
+        ("target_label", raw.target_label.is_some()),
+        ("regex", raw.regex.is_some()),
+        ("modulus", raw.modulus.is_some()),
+        ("replacement", raw.replacement.is_some()),
+    ]
+    .into_iter()
+    .find(|(_, present)| *present);
+    if let Some((field, _)) = offending {
+        return Some(Err(rule_error(
+            Some(field),
+            "plugin action requires only 'plugin', and no other fields",
+        )));
+    }
+    Some(match raw.plugin.as_deref() {
+        Some(name) if !name.is_empty() => Ok(name.to_owned()),
+        _ => Err(rule_error(
+            Some("plugin"),
+            "relabel configuration for plugin action requires 'plugin': the name of a declared relabeler plugin",
+        )),
+    })
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@ use crate::error::{ConfigError, Located};
 use crate::expand::expand_env;
 use crate::names::{EscapingScheme, ValidationScheme};
 use crate::raw::*;
-use crate::relabel::{RelabelConfig, relabel_from_raw};
+use crate::relabel::{
+    PLUGIN_ACTION, RelabelConfig, RelabelStep, plugin_step_from_raw, relabel_from_raw,
+};
 use crate::size::parse_size;
 use crate::source_map::{SourceMap, child_index, child_key};
 use crate::validated::*;
@@ -136,7 +138,8 @@ impl<'a> Validator<'a> {
         }
 
         let alerting = self.alerting(raw.alerting.unwrap_or_default(), &global, &plugins)?;
-        let remote_write = self.remote_writes(raw.remote_write.unwrap_or_default(), &global)?;
+        let remote_write =
+            self.remote_writes(raw.remote_write.unwrap_or_default(), &global, &plugins)?;
         let remote_read = self.remote_reads(raw.remote_read.unwrap_or_default(), &global)?;
         let otlp = self.otlp(raw.otlp.unwrap_or_default(), &global)?;
         let storage = self.storage(raw.storage.unwrap_or_default())?;
@@ -303,6 +306,12 @@ impl<'a> Validator<'a> {
         let mut configs = Vec::new();
         for (index, raw) in raws.into_iter().flatten().enumerate() {
             let item = child_index(path, index);
+            if raw.action.as_deref() == Some(PLUGIN_ACTION) {
+                return Err(self.error(
+                    &child_key(&item, "action"),
+                    "relabel action plugin is only available in a scrape config's relabel_configs and metric_relabel_configs",
+                ));
+            }
             let config = relabel_from_raw(raw, scheme).map_err(|error| {
                 let field = error
                     .field
@@ -312,6 +321,69 @@ impl<'a> Validator<'a> {
             configs.push(config);
         }
         Ok(configs)
+    }
+
+    /// `relabel_configs` or `metric_relabel_configs` of a scrape config: built-in rules
+    /// and (Ember) `action: plugin` steps naming a declared relabeler plugin.
+    fn relabel_steps(
+        &self,
+        path: &str,
+        raws: Option<&Vec<RawRelabelConfig>>,
+        scheme: ValidationScheme,
+        plugins: &[PluginConfig],
+    ) -> Result<Vec<RelabelStep>> {
+        let mut steps = Vec::new();
+        for (index, raw) in raws.into_iter().flatten().enumerate() {
+            let item = child_index(path, index);
+            let located = |error: crate::relabel::RuleError| {
+                let field = error
+                    .field
+                    .map_or_else(|| item.clone(), |field| child_key(&item, field));
+                self.error(&field, error.message)
+            };
+            let step = match plugin_step_from_raw(raw) {
+                Some(name) => {
+                    let name = name.map_err(located)?;
+                    self.plugin_reference(
+                        &child_key(&item, "plugin"),
+                        &name,
+                        PluginKind::Relabeler,
+                        "a relabel step with action plugin",
+                        plugins,
+                    )?;
+                    RelabelStep::Plugin(name)
+                }
+                None => RelabelStep::Rule(relabel_from_raw(raw, scheme).map_err(located)?),
+            };
+            steps.push(step);
+        }
+        Ok(steps)
+    }
+
+    /// Checks that `name` is a declared plugin of `kind`, for a reference at `path`
+    /// made by `user` (for the message).
+    pub(super) fn plugin_reference(
+        &self,
+        path: &str,
+        name: &str,
+        kind: PluginKind,
+        user: &str,
+        plugins: &[PluginConfig],
+    ) -> Result<()> {
+        match plugins.iter().find(|plugin| plugin.name == name) {
+            None => Err(self.error(
+                path,
+                format!("plugin {name:?} is not declared in the plugins section"),
+            )),
+            Some(plugin) if plugin.kind != kind => Err(self.error(
+                path,
+                format!(
+                    "plugin {name:?} has kind {}, but {user} needs a plugin of kind {kind}",
+                    plugin.kind
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     fn scrape_protocols(&self, path: &str, texts: &[String]) -> Result<Vec<ScrapeProtocol>> {

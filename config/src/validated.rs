@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::names::{EscapingScheme, ValidationScheme};
 use crate::raw::Opaque;
-use crate::relabel::RelabelConfig;
+use crate::relabel::{RelabelConfig, RelabelStep};
 
 /// Default `global.scrape_interval`.
 pub const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(60);
@@ -278,10 +278,13 @@ pub struct ScrapeConfig {
     pub http_client: HttpClientConfig,
     /// Where targets come from.
     pub service_discovery: ServiceDiscoveryConfigs,
-    /// Target relabelling.
-    pub relabel_configs: Vec<RelabelConfig>,
-    /// Metric relabelling.
-    pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// Target relabelling: built-in rules and relabel plugin steps, in order.
+    pub relabel_configs: Vec<RelabelStep>,
+    /// Metric relabelling: built-in rules and relabel plugin steps, in order.
+    pub metric_relabel_configs: Vec<RelabelStep>,
+    /// The exporter plugin (Ember) that collects every target of the job instead of an
+    /// HTTP request, when set.
+    pub plugin: Option<String>,
     /// Limits, defaulted from global.
     pub limits: ScrapeLimits,
     /// Name validation scheme.
@@ -351,8 +354,9 @@ pub struct HttpSdConfig {
 pub struct PluginSdConfig {
     /// Name of a declared plugin of kind `discovery`.
     pub plugin: String,
-    /// Configuration handed to the plugin; `Null` when absent.
-    pub config: Opaque,
+    /// Configuration entries that override the plugin's own `config` for this discovery
+    /// (empty when absent); a non-empty map gives this discovery its own plugin instance.
+    pub config: BTreeMap<String, String>,
     /// Refresh period (60s).
     pub refresh_interval: Duration,
 }
@@ -558,11 +562,22 @@ impl RemoteWriteMessage {
     }
 }
 
+/// Where a `remote_write` entry sends its samples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteWriteDestination {
+    /// A remote write endpoint (`url`).
+    Url(Url),
+    /// A declared remote-storage plugin (`plugin`, Ember), by name. The HTTP settings of
+    /// the entry (`headers`, `<http_config>`, `protobuf_message`, `round_robin_dns`) do not
+    /// apply; the queue settings and `write_relabel_configs` do.
+    Plugin(String),
+}
+
 /// One remote write endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteWriteConfig {
-    /// Endpoint.
-    pub url: Url,
+    /// Endpoint or plugin.
+    pub destination: RemoteWriteDestination,
     /// Unique name for metrics and logs.
     pub name: Option<String>,
     /// Request timeout (30s).
@@ -649,6 +664,24 @@ impl Default for MetadataConfig {
             send: true,
             send_interval: Duration::from_secs(60),
             max_samples_per_send: 2_000,
+        }
+    }
+}
+
+impl RemoteWriteConfig {
+    /// The endpoint, when the destination is one.
+    pub fn url(&self) -> Option<&Url> {
+        match &self.destination {
+            RemoteWriteDestination::Url(url) => Some(url),
+            RemoteWriteDestination::Plugin(_) => None,
+        }
+    }
+
+    /// The remote-storage plugin's name, when the destination is a plugin.
+    pub fn plugin(&self) -> Option<&str> {
+        match &self.destination {
+            RemoteWriteDestination::Url(_) => None,
+            RemoteWriteDestination::Plugin(name) => Some(name),
         }
     }
 }
@@ -888,8 +921,10 @@ pub struct PluginConfig {
     pub kind: PluginKind,
     /// Component file, resolved against the configuration directory.
     pub path: PathBuf,
-    /// Configuration handed to the plugin; `Null` when absent.
-    pub config: Opaque,
+    /// Configuration handed to the plugin through `wasi:config/store`: each key of the
+    /// YAML map with its scalar value as text, lists joined with commas (empty when
+    /// absent).
+    pub config: BTreeMap<String, String>,
     /// Resource limits.
     pub limits: PluginLimits,
     /// Sandbox grants.

@@ -305,7 +305,8 @@ fn comprehensive_scrape_config_with_every_field() {
         matches!(http_sd.http_client.tls.ca, Some(ValueSource::Inline(ref pem)) if pem.contains("BEGIN CERTIFICATE"))
     );
 
-    let actions: Vec<RelabelAction> = job.relabel_configs.iter().map(|rule| rule.action).collect();
+    let rules = ember_config::rules_only(&job.relabel_configs).expect("built-in rules only");
+    let actions: Vec<RelabelAction> = rules.iter().map(|rule| rule.action).collect();
     assert_eq!(
         actions,
         [
@@ -323,13 +324,16 @@ fn comprehensive_scrape_config_with_every_field() {
             RelabelAction::Uppercase,
         ]
     );
-    let first = &job.relabel_configs[0];
+    let first = &rules[0];
     assert_eq!(first.separator, "|");
     assert_eq!(first.regex.as_str(), r"(.*):\d+");
     assert!(first.regex.is_match("host:9100") && !first.regex.is_match("x host:9100 y"));
     assert_eq!(first.replacement, "${1}");
-    assert_eq!(job.relabel_configs[2].modulus, 8);
-    assert_eq!(job.metric_relabel_configs[0].action, RelabelAction::Drop);
+    assert_eq!(rules[2].modulus, 8);
+    assert_eq!(
+        job.metric_relabel_configs[0].rule().map(|rule| rule.action),
+        Some(RelabelAction::Drop)
+    );
 
     let limits = job.limits;
     assert_eq!(limits.body_size_limit, 10 * 1024 * 1024);
@@ -424,7 +428,7 @@ fn comprehensive_alerting_and_remote_sections() {
 
     let primary = &config.remote_write[0];
     assert_eq!(
-        primary.url.as_str(),
+        primary.url().expect("an endpoint").as_str(),
         "https://metrics.example.org/api/v1/push"
     );
     assert_eq!(primary.name.as_deref(), Some("primary"));
@@ -644,7 +648,8 @@ fn plugin_section_and_plugin_discovery() {
         netbox.path,
         testdata().join("plugins/netbox_discovery.wasm")
     );
-    assert_eq!(netbox.config["site"][1], "fra1");
+    assert_eq!(netbox.config["site"], "ams1,fra1");
+    assert_eq!(netbox.config["endpoint"], "https://netbox.example.org/api");
     assert_eq!(
         netbox.limits,
         PluginLimits {
@@ -667,9 +672,10 @@ fn plugin_section_and_plugin_discovery() {
         config.plugin("kafka").expect("plugin").kind,
         PluginKind::RemoteStorage
     );
+    assert!(config.plugin("redis").expect("plugin").config.is_empty());
     assert_eq!(
-        config.plugin("redis").expect("plugin").config,
-        serde_json::Value::Null
+        config.plugin("kafka").expect("plugin").config["brokers"],
+        "kafka-1:9092"
     );
 
     let sd = &config.scrape_configs[0].service_discovery.plugin_sd_configs;
@@ -677,7 +683,32 @@ fn plugin_section_and_plugin_discovery() {
     assert_eq!(sd[0].refresh_interval, secs(120));
     assert_eq!(sd[0].config["role"], "device");
     assert_eq!(sd[1].refresh_interval, secs(60));
-    assert_eq!(sd[1].config, serde_json::Value::Null);
+    assert!(sd[1].config.is_empty());
+    assert_eq!(sd[0].config["tags"], "monitored");
+
+    let redis = config.scrape_config("redis").expect("exporter job");
+    assert_eq!(redis.plugin.as_deref(), Some("redis"));
+    assert_eq!(
+        redis.service_discovery.static_configs[0].targets,
+        ["redis://cache-1:6379/0"]
+    );
+    let steps: Vec<Option<&str>> = redis
+        .relabel_configs
+        .iter()
+        .map(RelabelStep::plugin)
+        .collect();
+    assert_eq!(steps, [None, Some("tenant-rewrite")]);
+    assert_eq!(
+        redis.metric_relabel_configs[0],
+        RelabelStep::Plugin("tenant-rewrite".to_owned())
+    );
+    assert!(redis.metric_relabel_configs[1].rule().is_some());
+    assert_eq!(config.remote_write[0].plugin(), Some("kafka"));
+    assert!(config.remote_write[0].url().is_none());
+    assert_eq!(
+        config.remote_write[1].destination,
+        RemoteWriteDestination::Url("http://vm:8428/api/v1/write".parse().expect("url"))
+    );
 }
 
 #[test]
@@ -935,7 +966,8 @@ fn truncated_configs_fail_cleanly() {
 fn null_relabel_fields_mean_empty_not_default() {
     let yaml = "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - regex:\n        separator:\n        replacement: static\n        target_label: abc\n      - target_label: abc\n";
     let config = parse_str(yaml).expect("valid");
-    let rules = &config.scrape_configs[0].relabel_configs;
+    let rules =
+        ember_config::rules_only(&config.scrape_configs[0].relabel_configs).expect("rules only");
     assert_eq!(rules[0].regex.as_str(), "");
     assert!(rules[0].regex.is_match("") && !rules[0].regex.is_match("x"));
     assert_eq!(rules[0].separator, "");

@@ -3,7 +3,7 @@
 use super::*;
 
 impl Validator<'_> {
-    pub(super) fn plugins(&self, raws: Vec<RawPluginConfig>) -> Result<Vec<PluginConfig>> {
+    pub(super) fn plugins(&mut self, raws: Vec<RawPluginConfig>) -> Result<Vec<PluginConfig>> {
         let mut plugins: Vec<PluginConfig> = Vec::new();
         let mut first_paths: HashMap<String, String> = HashMap::new();
         for (index, raw) in raws.into_iter().enumerate() {
@@ -56,6 +56,12 @@ impl Validator<'_> {
                             "plugin fuel must be greater than zero when set",
                         ));
                     }
+                    if limits.fuel.is_some() {
+                        self.warn(
+                            &child_key(&limits_path, "fuel"),
+                            "Ember does not meter plugin fuel; call_timeout bounds each call's CPU time",
+                        );
+                    }
                     PluginLimits {
                         memory,
                         call_timeout: self.positive_duration(
@@ -96,11 +102,57 @@ impl Validator<'_> {
                 name: raw.name,
                 kind,
                 path: self.file_path(&raw.path),
-                config: raw.config.unwrap_or_default(),
+                config: self.plugin_config_map(&field("config"), raw.config.as_ref())?,
                 limits,
                 capabilities,
             });
         }
         Ok(plugins)
+    }
+
+    /// A plugin's `config` as the string map `wasi:config/store` serves: scalars as
+    /// text, lists of scalars joined with commas. Nested maps have no string form a
+    /// plugin could rely on, so they are refused.
+    pub(super) fn plugin_config_map(
+        &self,
+        path: &str,
+        raw: Option<&Opaque>,
+    ) -> Result<BTreeMap<String, String>> {
+        let object = match raw {
+            None | Some(Opaque::Null) => return Ok(BTreeMap::new()),
+            Some(Opaque::Object(object)) => object,
+            Some(_) => {
+                return Err(self.error(path, "plugin config must be a map of names to values"));
+            }
+        };
+        let scalar = |value: &Opaque| match value {
+            Opaque::String(text) => Some(text.clone()),
+            Opaque::Number(number) => Some(number.to_string()),
+            Opaque::Bool(flag) => Some(flag.to_string()),
+            Opaque::Null => Some(String::new()),
+            Opaque::Array(_) | Opaque::Object(_) => None,
+        };
+        let mut map = BTreeMap::new();
+        for (key, value) in object {
+            let at = child_key(path, key);
+            let text = match value {
+                Opaque::Array(items) => items
+                    .iter()
+                    .map(&scalar)
+                    .collect::<Option<Vec<String>>>()
+                    .map(|items| items.join(","))
+                    .ok_or_else(|| {
+                        self.error(&at, "plugin config lists may only hold scalar values")
+                    })?,
+                other => scalar(other).ok_or_else(|| {
+                    self.error(
+                        &at,
+                        "plugin config values must be scalars or lists of scalars, not maps",
+                    )
+                })?,
+            };
+            map.insert(key.clone(), text);
+        }
+        Ok(map)
     }
 }

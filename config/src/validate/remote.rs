@@ -7,14 +7,33 @@ impl Validator<'_> {
         &mut self,
         raws: Vec<RawRemoteWriteConfig>,
         global: &GlobalConfig,
+        plugins: &[PluginConfig],
     ) -> Result<Vec<RemoteWriteConfig>> {
         let mut configs = Vec::new();
         let mut names: HashMap<String, String> = HashMap::new();
         for (index, raw) in raws.into_iter().enumerate() {
             let path = child_index("remote_write", index);
             let field = |name: &str| child_key(&path, name);
-            let url = match raw.url.as_deref() {
-                Some(text) if !text.is_empty() => self.http_url(&field("url"), text)?,
+            let destination = match (raw.url.as_deref(), raw.plugin.as_deref()) {
+                (Some(_), Some(_)) => {
+                    return Err(self.error(
+                        &field("plugin"),
+                        "remote_write takes either url or plugin, not both",
+                    ));
+                }
+                (None, Some(name)) => {
+                    self.plugin_reference(
+                        &field("plugin"),
+                        name,
+                        PluginKind::RemoteStorage,
+                        "remote_write",
+                        plugins,
+                    )?;
+                    RemoteWriteDestination::Plugin(name.to_owned())
+                }
+                (Some(text), None) if !text.is_empty() => {
+                    RemoteWriteDestination::Url(self.http_url(&field("url"), text)?)
+                }
                 _ => return Err(self.error(&path, "url for remote_write is empty")),
             };
             if let Some(name) = raw.name.as_deref().filter(|n| !n.is_empty()) {
@@ -65,7 +84,7 @@ impl Validator<'_> {
             let metadata_config =
                 self.metadata_config(&field("metadata_config"), raw.metadata_config.as_ref())?;
             configs.push(RemoteWriteConfig {
-                url,
+                destination,
                 name: raw.name.clone().filter(|n| !n.is_empty()),
                 remote_timeout: self.positive_duration(
                     &field("remote_timeout"),

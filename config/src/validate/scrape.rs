@@ -126,6 +126,15 @@ impl Validator<'_> {
             ));
         }
 
+        if let Some(name) = &raw.plugin {
+            self.plugin_reference(
+                &field("plugin"),
+                name,
+                PluginKind::Exporter,
+                "a scrape config's plugin",
+                plugins,
+            )?;
+        }
         let http_client = self.http_client(path, raw.http_client(), true)?;
         let service_discovery = self.service_discovery(
             path,
@@ -135,21 +144,26 @@ impl Validator<'_> {
                 http_sd_configs: raw.http_sd_configs.as_deref(),
                 plugin_sd_configs: raw.plugin_sd_configs.as_deref(),
                 unsupported: raw.unsupported_discovery(),
-                check_target_addresses: raw.relabel_configs.as_ref().is_none_or(Vec::is_empty),
+                // An exporter plugin's targets are whatever the plugin understands
+                // (a URL to probe, a database name), not necessarily `host:port`.
+                check_target_addresses: raw.plugin.is_none()
+                    && raw.relabel_configs.as_ref().is_none_or(Vec::is_empty),
             },
             validation,
             plugins,
             "this job",
         )?;
-        let relabel_configs = self.relabel_configs(
+        let relabel_configs = self.relabel_steps(
             &field("relabel_configs"),
             raw.relabel_configs.as_ref(),
             validation,
+            plugins,
         )?;
-        let metric_relabel_configs = self.relabel_configs(
+        let metric_relabel_configs = self.relabel_steps(
             &field("metric_relabel_configs"),
             raw.metric_relabel_configs.as_ref(),
             validation,
+            plugins,
         )?;
 
         Ok(ScrapeConfig {
@@ -174,6 +188,7 @@ impl Validator<'_> {
             service_discovery,
             relabel_configs,
             metric_relabel_configs,
+            plugin: raw.plugin.clone(),
             limits,
             metric_name_validation_scheme: validation,
             metric_name_escaping_scheme: escaping,
@@ -254,28 +269,16 @@ impl Validator<'_> {
             .enumerate()
         {
             let item = child_index(&plugin_path, index);
-            let name_path = child_key(&item, "plugin");
-            match plugins.iter().find(|plugin| plugin.name == raw.plugin) {
-                None => {
-                    return Err(self.error(
-                        &name_path,
-                        format!(
-                            "plugin {:?} is not declared in the plugins section",
-                            raw.plugin
-                        ),
-                    ));
-                }
-                Some(plugin) if plugin.kind != PluginKind::Discovery => {
-                    return Err(self.error(
-                        &name_path,
-                        format!("plugin {:?} has kind {}, but plugin_sd_configs needs a discovery plugin", raw.plugin, plugin.kind),
-                    ));
-                }
-                Some(_) => {}
-            }
+            self.plugin_reference(
+                &child_key(&item, "plugin"),
+                &raw.plugin,
+                PluginKind::Discovery,
+                "plugin_sd_configs",
+                plugins,
+            )?;
             discovery.plugin_sd_configs.push(PluginSdConfig {
                 plugin: raw.plugin.clone(),
-                config: raw.config.clone().unwrap_or_default(),
+                config: self.plugin_config_map(&child_key(&item, "config"), raw.config.as_ref())?,
                 refresh_interval: self.positive_duration(
                     &child_key(&item, "refresh_interval"),
                     raw.refresh_interval.as_deref(),

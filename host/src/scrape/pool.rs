@@ -256,7 +256,8 @@ pub fn ingest_settings(config: &ScrapeConfig) -> IngestSettings {
         honor_labels: config.honor_labels,
         honor_timestamps: config.honor_timestamps,
         track_timestamps_staleness: config.track_timestamps_staleness,
-        metric_relabel_configs: config.metric_relabel_configs.clone(),
+        metric_relabel_configs: ember_config::rules_only(&config.metric_relabel_configs)
+            .unwrap_or_default(),
         limits: config.limits,
         validation: match config.metric_name_validation_scheme {
             ember_config::ValidationScheme::Utf8 => NameValidationScheme::Utf8,

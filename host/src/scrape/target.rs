@@ -97,7 +97,12 @@ pub fn populate_labels(
         }
     }
     let discovered = builder.labels();
-    if !relabel::process(&mut builder, &config.relabel_configs) {
+    let Some(rules) = ember_config::rules_only(&config.relabel_configs) else {
+        return Err(TargetError::InvalidLabels(
+            "relabel plugin steps are not supported here".to_owned(),
+        ));
+    };
+    if !relabel::process(&mut builder, &rules) {
         return Ok(Populated::Dropped { discovered });
     }
 
