@@ -26,7 +26,10 @@
 //! ```
 
 pub mod codec;
+pub mod ingest;
 pub mod prompb;
+pub mod read;
 pub mod writev2;
+pub mod xor;
 
 pub use prost;
