@@ -49,6 +49,7 @@
 //! wal.sync().unwrap();
 //! ```
 
+pub mod block;
 pub mod chunkenc;
 mod db;
 mod head;
