@@ -120,6 +120,45 @@ pub struct ServerFlags {
     /// expression evaluations and federation.
     #[arg(long = "query.lookback-delta", value_name = "DURATION", default_value = "5m", value_parser = parse_duration_flag)]
     pub query_lookback_delta: Duration,
+
+    /// Accept remote write requests (1.0 and 2.0) on `/api/v1/write`.
+    #[arg(long = "web.enable-remote-write-receiver")]
+    pub enable_remote_write_receiver: bool,
+
+    /// Largest remote write request body accepted, in bytes, compressed
+    /// (413 beyond); the decompressed body may be 8 times this.
+    #[arg(
+        long = "web.remote-write-receiver.max-body-bytes",
+        value_name = "BYTES",
+        default_value_t = 32 * 1024 * 1024
+    )]
+    pub remote_write_max_body_bytes: usize,
+
+    /// Most samples one remote read SAMPLES answer may hold; 0 is no limit.
+    /// Streamed answers are not limited by it.
+    #[arg(
+        long = "storage.remote.read-sample-limit",
+        value_name = "COUNT",
+        default_value_t = 50_000_000
+    )]
+    pub remote_read_sample_limit: usize,
+
+    /// Most remote read requests served at once; 0 is no limit.
+    #[arg(
+        long = "storage.remote.read-concurrent-limit",
+        value_name = "COUNT",
+        default_value_t = 10
+    )]
+    pub remote_read_concurrent_limit: usize,
+
+    /// Frame size after which a streamed remote read answer cuts a series
+    /// into another frame (a frame can be larger by one chunk).
+    #[arg(
+        long = "storage.remote.read-max-bytes-in-frame",
+        value_name = "BYTES",
+        default_value_t = 1_048_576
+    )]
+    pub remote_read_max_bytes_in_frame: usize,
 }
 
 /// The origins allowed to read the API from a browser: a regex matched
@@ -221,6 +260,26 @@ impl ServerFlags {
             (
                 "query.lookback-delta",
                 ember_config::format_duration(self.query_lookback_delta),
+            ),
+            (
+                "web.enable-remote-write-receiver",
+                self.enable_remote_write_receiver.to_string(),
+            ),
+            (
+                "web.remote-write-receiver.max-body-bytes",
+                self.remote_write_max_body_bytes.to_string(),
+            ),
+            (
+                "storage.remote.read-sample-limit",
+                self.remote_read_sample_limit.to_string(),
+            ),
+            (
+                "storage.remote.read-concurrent-limit",
+                self.remote_read_concurrent_limit.to_string(),
+            ),
+            (
+                "storage.remote.read-max-bytes-in-frame",
+                self.remote_read_max_bytes_in_frame.to_string(),
             ),
         ]
     }
