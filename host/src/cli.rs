@@ -125,6 +125,11 @@ pub struct ServerFlags {
     #[arg(long = "web.enable-remote-write-receiver")]
     pub enable_remote_write_receiver: bool,
 
+    /// Accept OTLP metrics (OTLP/HTTP, protobuf or JSON) on
+    /// `/api/v1/otlp/v1/metrics`.
+    #[arg(long = "web.enable-otlp-receiver")]
+    pub enable_otlp_receiver: bool,
+
     /// Largest remote write request body accepted, in bytes, compressed
     /// (413 beyond); the decompressed body may be 8 times this.
     #[arg(
@@ -264,6 +269,10 @@ impl ServerFlags {
             (
                 "web.enable-remote-write-receiver",
                 self.enable_remote_write_receiver.to_string(),
+            ),
+            (
+                "web.enable-otlp-receiver",
+                self.enable_otlp_receiver.to_string(),
             ),
             (
                 "web.remote-write-receiver.max-body-bytes",
