@@ -36,6 +36,7 @@ use ember_tsdb::{Db, DbOptions};
 
 use crate::cli::ServerFlags;
 use crate::discovery::{DiscovererMetrics, DiscoveryManager, ManagerOptions};
+use crate::plugins::PluginManager;
 use crate::reload::{ConfigManager, ConfigSource};
 use crate::scrape::ScrapeManager;
 use crate::self_metrics::SelfMetrics;
@@ -101,13 +102,24 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
     let sd_metrics =
         DiscovererMetrics::register(registry).context("registering discovery metrics")?;
     let discovery = Arc::new(
-        DiscoveryManager::new("scrape", registry, sd_metrics, ManagerOptions::default())
+        DiscoveryManager::new("scrape", registry, sd_metrics.clone(), ManagerOptions::default())
             .context("starting service discovery")?,
     );
+    let plugins = PluginManager::new(Some(&storage_dir.path().join("plugin-cache")), registry)
+        .context("starting the plugin runtime")?;
     let scrape = Arc::new(
-        ScrapeManager::new(storage.clone(), registry).context("registering scrape metrics")?,
+        ScrapeManager::new(storage.clone(), registry)
+            .context("registering scrape metrics")?
+            .with_plugins(plugins.clone()),
     );
-    let followers = follow_config(config.clone(), discovery.clone(), scrape.clone()).await;
+    let followers = follow_config(
+        config.clone(),
+        plugins.clone(),
+        discovery.clone(),
+        scrape.clone(),
+        sd_metrics,
+    )
+    .await;
 
     let listener = TcpListener::bind(flags.listen_address)
         .await
@@ -123,9 +135,12 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         readiness: readiness.clone(),
         quit: quit_tx,
         scrape: scrape.clone(),
+        plugins: plugins.clone(),
         storage: storage.clone(),
         engine: Arc::new(ember_promql::engine::Engine::new(flags.engine_options())),
         query_slots: web::QuerySlots::new(flags.query_max_concurrency),
+        otlp: web::OtlpReceiver::default(),
+        remote_read_slots: web::ReadSlots::new(flags.remote_read_concurrent_limit),
         flags: Arc::new(flags.clone()),
         started: std::time::SystemTime::now(),
     };
@@ -195,38 +210,61 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
     .await
 }
 
-/// Applies the running configuration to discovery and scraping now and on
-/// every accepted reload, and feeds discovered targets to the scrape pools.
-/// Returns the two follower tasks.
+/// Applies the running configuration to plugins, discovery and scraping now
+/// and on every accepted reload, and feeds discovered targets to the scrape
+/// pools. Returns the two follower tasks.
 async fn follow_config(
     config: Arc<ConfigManager>,
+    plugins: Arc<PluginManager>,
     discovery: Arc<DiscoveryManager>,
     scrape: Arc<ScrapeManager>,
+    sd_metrics: DiscovererMetrics,
 ) -> [tokio::task::JoinHandle<()>; 2] {
-    let apply = |config: Arc<Config>,
-                 discovery: Arc<DiscoveryManager>,
-                 scrape: Arc<ScrapeManager>| async move {
-        // Pools first, so that targets arriving from discovery find them.
+    let apply = move |config: Arc<Config>,
+                      plugins: Arc<PluginManager>,
+                      discovery: Arc<DiscoveryManager>,
+                      scrape: Arc<ScrapeManager>,
+                      sd_metrics: DiscovererMetrics| async move {
+        // Plugins first, so that pools and discoverers find the plugins they
+        // name loaded; then pools, so that targets arriving from discovery
+        // find them.
+        plugins.apply_config(&config).await;
         scrape.apply_config(&config).await;
         let sets: HashMap<_, _> = config
             .scrape_configs
             .iter()
-            .map(|job| (job.job_name.clone(), job.service_discovery.clone()))
+            .map(|job| {
+                let providers = crate::discovery::plugin::providers(
+                    &job.service_discovery,
+                    &plugins,
+                    &sd_metrics,
+                );
+                (job.job_name.clone(), providers)
+            })
             .collect();
-        discovery.apply(sets);
+        discovery.apply_providers(sets);
     };
     let mut config_rx = config.subscribe();
     apply(
         config_rx.borrow_and_update().clone(),
+        plugins.clone(),
         discovery.clone(),
         scrape.clone(),
+        sd_metrics.clone(),
     )
     .await;
     let (d, s) = (discovery.clone(), scrape.clone());
     let config_follower = tokio::spawn(async move {
         while config_rx.changed().await.is_ok() {
             let current = config_rx.borrow_and_update().clone();
-            apply(current, d.clone(), s.clone()).await;
+            apply(
+                current,
+                plugins.clone(),
+                d.clone(),
+                s.clone(),
+                sd_metrics.clone(),
+            )
+            .await;
         }
     });
     let mut targets_rx = discovery.subscribe();

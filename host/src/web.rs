@@ -16,8 +16,12 @@ mod federate;
 pub mod json;
 mod lifecycle;
 mod metadata;
+mod otlp;
 pub mod params;
+mod plugins;
 pub mod query;
+mod remote_read;
+mod remote_write;
 mod series;
 mod status;
 mod targets;
@@ -38,7 +42,9 @@ use crate::cli::ServerFlags;
 use crate::reload::ConfigManager;
 use crate::scrape::ScrapeManager;
 use crate::self_metrics::SelfMetrics;
+pub use otlp::OtlpReceiver;
 pub use query::QuerySlots;
+pub use remote_read::ReadSlots;
 
 /// Everything handlers share. Cloned per request, so every field is a handle.
 #[derive(Clone)]
@@ -52,12 +58,19 @@ pub struct AppState {
     pub quit: mpsc::Sender<()>,
     /// The scrape pools, for the targets and metadata APIs.
     pub scrape: Arc<ScrapeManager>,
+    /// The plugins, for `/api/v1/plugins`.
+    pub plugins: Arc<crate::plugins::PluginManager>,
     /// The storage the query and series APIs read.
     pub storage: Arc<dyn Storage>,
     /// The PromQL engine.
     pub engine: Arc<Engine>,
     /// Bounds the API queries evaluating at once (`--query.max-concurrency`).
     pub query_slots: QuerySlots,
+    /// The OTLP receiver's delta table and received metadata.
+    pub otlp: OtlpReceiver,
+    /// Bounds the remote reads served at once
+    /// (`--storage.remote.read-concurrent-limit`).
+    pub remote_read_slots: ReadSlots,
     /// The command line, for `/api/v1/status/flags`.
     pub flags: Arc<ServerFlags>,
     /// When the server started, for `/api/v1/status/runtimeinfo`.
@@ -112,6 +125,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/metrics", get(telemetry::metrics))
         .route("/federate", get(federate::federate))
+        .route("/api/v1/otlp/v1/metrics", post(otlp::write))
+        .route("/api/v1/write", post(remote_write::write))
+        .route("/api/v1/read", post(remote_read::read))
         .merge(api_v1(&state))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -155,6 +171,7 @@ fn api_v1(state: &AppState) -> Router<AppState> {
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/scrape_pools", get(targets::scrape_pools))
+        .route("/api/v1/plugins", get(plugins::plugins))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cors::cors,

@@ -16,7 +16,7 @@ use ember_model::storage::{
 use ember_promql::engine::Engine;
 use tokio::sync::mpsc;
 
-use super::{AppState, QuerySlots, Readiness, router};
+use super::{AppState, QuerySlots, ReadSlots, Readiness, router};
 use crate::cli::Cli;
 use crate::reload::{ConfigManager, ConfigSource};
 use crate::scrape::ScrapeManager;
@@ -58,9 +58,13 @@ impl TestServer {
             readiness: Readiness::default(),
             quit,
             scrape: Arc::new(scrape),
+            plugins: crate::plugins::PluginManager::new(None, &prometheus::Registry::new())
+                .expect("plugin runtime"),
             storage,
             engine: Arc::new(Engine::new(flags.engine_options())),
             query_slots: QuerySlots::new(flags.query_max_concurrency),
+            otlp: Default::default(),
+            remote_read_slots: ReadSlots::new(flags.remote_read_concurrent_limit),
             flags: Arc::new(flags),
             started: SystemTime::now(),
         };
