@@ -50,12 +50,18 @@
 //! ```
 
 pub mod block;
+pub mod backfill;
 pub mod chunkenc;
 mod db;
 mod head;
 mod head_chunks;
+pub mod synth;
 pub mod wal;
 
-pub use db::{DEFAULT_BLOCK_DURATION_MS, Db, DbOptions, ReplayStats, TsdbError};
+pub use db::compact::CompactionReport;
+pub use db::{
+    DEFAULT_BLOCK_DURATION_MS, DEFAULT_RETENTION_MS, Db, DbOptions, ReplayStats, TsdbError,
+    max_block_duration_for,
+};
 pub use head_chunks::{ChunkFileError, DEFAULT_CHUNK_SEGMENT_SIZE};
 pub use wal::SyncPolicy;
