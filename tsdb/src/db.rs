@@ -1,23 +1,32 @@
-//! [`Db`]: the database a server opens — WAL, head and head chunk files in
-//! one directory — implementing the storage traits of `ember-model`.
+//! [`Db`]: the database a server opens — blocks, WAL, head and head chunk
+//! files in one directory — implementing the storage traits of
+//! `ember-model`.
 //!
 //! ```text
 //! <dir>/
+//! ├── <ULID>/        persistent blocks (docs/format/block.md)
 //! ├── wal/           the write-ahead log (docs/format/wal.md)
-//! └── chunks_head/   full head chunks, memory-mapped (docs/format/head_chunks.md)
+//! ├── chunks_head/   full head chunks, memory-mapped (docs/format/head_chunks.md)
+//! └── snapshots/     hard-linked copies made by [`Db::snapshot`]
 //! ```
 //!
-//! Durability: see [`Db`].
+//! Durability: see [`Db`]. The life cycle of data — head, block,
+//! compaction, retention, deletion — is in [`compact`].
 
+pub(crate) mod compact;
+mod querier;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use ember_model::labels::Labels;
 use ember_model::metadata::Metadata;
 use ember_model::storage::{Appendable, Appender, Querier, Queryable, StorageError};
 
+use crate::block::{Block, BlockError};
 use crate::head::appender::{HeadAppender, model_metric_type};
 use crate::head::querier::HeadQuerier;
 use crate::head::series::{ChunkPolicy, MemSeries};
@@ -29,6 +38,9 @@ use crate::wal::{
 
 /// Two hours in milliseconds: the block length, which chunks never cross.
 pub const DEFAULT_BLOCK_DURATION_MS: i64 = 2 * 60 * 60 * 1000;
+
+/// Fifteen days in milliseconds: the default retention.
+pub const DEFAULT_RETENTION_MS: i64 = 15 * 24 * 60 * 60 * 1000;
 
 /// Options for [`Db::open`]. `DbOptions::default()` is what a server
 /// should use unless configured otherwise.
@@ -54,8 +66,23 @@ pub struct DbOptions {
     /// Samples after which a head chunk is cut and written to the chunk
     /// files (at most `u16::MAX`).
     pub samples_per_chunk: u16,
-    /// Block length in ms; a chunk never spans a multiple of it.
+    /// Block length in ms (`--storage.tsdb.min-block-duration`): the head
+    /// is cut into blocks of this range, and a chunk never spans a
+    /// multiple of it.
     pub block_duration_ms: i64,
+    /// Longest block compaction may produce, in ms
+    /// (`--storage.tsdb.max-block-duration`); at most `block_duration_ms`
+    /// disables compaction of blocks.
+    pub max_block_duration_ms: i64,
+    /// Blocks that end more than this many ms before the newest block's end
+    /// are deleted; 0 keeps them forever.
+    pub retention_ms: i64,
+    /// Oldest blocks are deleted while blocks, WAL and head chunk files
+    /// together take more bytes than this; 0 means no limit.
+    pub retention_bytes: u64,
+    /// How often a background thread runs [`Db::compact`]; `None` runs it
+    /// only when called.
+    pub compaction_interval: Option<Duration>,
     /// Size of a head chunk file segment in bytes.
     pub chunk_segment_size: u64,
 }
@@ -70,8 +97,23 @@ impl Default for DbOptions {
             min_valid_time: i64::MIN,
             samples_per_chunk: 120,
             block_duration_ms: DEFAULT_BLOCK_DURATION_MS,
+            max_block_duration_ms: max_block_duration_for(DEFAULT_RETENTION_MS),
+            retention_ms: DEFAULT_RETENTION_MS,
+            retention_bytes: 0,
+            compaction_interval: Some(Duration::from_secs(60)),
             chunk_segment_size: DEFAULT_CHUNK_SEGMENT_SIZE,
         }
+    }
+}
+
+/// Prometheus's default longest block: a tenth of the retention, at most
+/// 31 days (and 31 days without a time retention).
+pub fn max_block_duration_for(retention_ms: i64) -> i64 {
+    const DAYS_31: i64 = 31 * 24 * 60 * 60 * 1000;
+    if retention_ms <= 0 {
+        DAYS_31
+    } else {
+        (retention_ms / 10).min(DAYS_31)
     }
 }
 
@@ -85,6 +127,12 @@ pub enum TsdbError {
     /// The head chunk files failed.
     #[error(transparent)]
     ChunkFile(#[from] ChunkFileError),
+    /// Reading or writing a block failed.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// A query over the head failed while writing a block.
+    #[error("reading the head: {0}")]
+    Storage(#[from] StorageError),
     /// A directory could not be created.
     #[error("creating {}: {source}", path.display())]
     Io {
@@ -123,8 +171,34 @@ pub struct ReplayStats {
     pub samples_unknown_series: u64,
     /// Chunks loaded from the head chunk files.
     pub mapped_chunks: u64,
+    /// Of those, samples older than the newest block's end (already in a
+    /// block; skipped).
+    pub samples_before_blocks: u64,
     /// Whether damage in the WAL was repaired.
     pub wal_repaired: bool,
+    /// Blocks loaded.
+    pub blocks: u64,
+}
+
+/// The blocks, ascending by `min_time`, and a generation number that
+/// changes whenever the list does.
+#[derive(Debug, Default)]
+pub(crate) struct BlockList {
+    pub(crate) generation: u64,
+    pub(crate) blocks: Arc<Vec<Arc<Block>>>,
+}
+
+/// Counters of the database's own work, for its metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) compactions: AtomicU64,
+    pub(crate) compactions_failed: AtomicU64,
+    pub(crate) head_truncations: AtomicU64,
+    pub(crate) head_truncations_failed: AtomicU64,
+    pub(crate) checkpoints: AtomicU64,
+    pub(crate) retention_time: AtomicU64,
+    pub(crate) retention_size: AtomicU64,
+    pub(crate) blocks_deleted: AtomicU64,
 }
 
 /// Everything the appenders and queriers share.
@@ -134,12 +208,113 @@ pub(crate) struct DbInner {
     /// The WAL; the mutex is the commit lock. `None` once closed.
     wal: Mutex<Option<Wal>>,
     pub(crate) dropped_at_commit: AtomicU64,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) options: DbOptions,
+    pub(crate) blocks: RwLock<BlockList>,
+    /// Open queriers by the block list generation they saw.
+    readers: Mutex<BTreeMap<u64, usize>>,
+    readers_done: Condvar,
+    /// Serialises compaction, head truncation, retention and deletion.
+    pub(crate) maintenance: Mutex<()>,
+    pub(crate) counters: Counters,
+    /// Set by `close`; wakes the background thread.
+    stop: Mutex<bool>,
+    stop_signal: Condvar,
+    background: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl DbInner {
     pub(crate) fn lock_wal(&self) -> MutexGuard<'_, Option<Wal>> {
         self.wal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current blocks.
+    pub(crate) fn blocks(&self) -> Arc<Vec<Arc<Block>>> {
+        Arc::clone(
+            &self
+                .blocks
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .blocks,
+        )
+    }
+
+    /// Replaces the block list: removes `remove` (by ULID), adds `add`;
+    /// returns the new generation.
+    pub(crate) fn swap_blocks(&self, add: Vec<Arc<Block>>, remove: &[String]) -> u64 {
+        let mut list = self.blocks.write().unwrap_or_else(PoisonError::into_inner);
+        let mut blocks: Vec<Arc<Block>> = list
+            .blocks
+            .iter()
+            .filter(|b| !remove.contains(&b.meta().ulid))
+            .cloned()
+            .collect();
+        blocks.extend(add);
+        blocks.sort_by(|a, b| {
+            (a.meta().min_time, &a.meta().ulid).cmp(&(b.meta().min_time, &b.meta().ulid))
+        });
+        list.blocks = Arc::new(blocks);
+        list.generation += 1;
+        list.generation
+    }
+
+    /// End of the newest block, `i64::MIN` without blocks.
+    pub(crate) fn blocks_max_t(&self) -> i64 {
+        self.blocks()
+            .iter()
+            .map(|b| b.meta().max_time)
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+
+    /// Waits until no querier created before generation `generation` is
+    /// open; `false` on timeout.
+    pub(crate) fn wait_for_readers_before(&self, generation: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if readers.keys().next().is_none_or(|&g| g >= generation) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            readers = self
+                .readers_done
+                .wait_timeout(readers, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock_wal().is_none()
+    }
+}
+
+/// A querier's registration with the reader bookkeeping.
+#[derive(Debug)]
+pub(crate) struct ReaderGuard {
+    inner: Arc<DbInner>,
+    generation: u64,
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        let mut readers = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = readers.get_mut(&self.generation) {
+            *count -= 1;
+            if *count == 0 {
+                readers.remove(&self.generation);
+            }
+        }
+        drop(readers);
+        self.inner.readers_done.notify_all();
     }
 }
 
@@ -249,6 +424,12 @@ impl Db {
             source,
         })?;
         let started = Instant::now();
+        let blocks = compact::open_blocks(dir)?;
+        let blocks_max_t = blocks
+            .iter()
+            .map(|b| b.meta().max_time)
+            .max()
+            .unwrap_or(i64::MIN);
         let (files, scanned) =
             ChunkFiles::open(&dir.join("chunks_head"), options.chunk_segment_size)?;
         let wal_dir = dir.join("wal");
@@ -262,7 +443,8 @@ impl Db {
         )?;
         let head = Head::new(
             HeadOptions {
-                min_valid_time: options.min_valid_time,
+                // Samples before the newest block's end are in blocks.
+                min_valid_time: options.min_valid_time.max(blocks_max_t),
                 out_of_order_window: options.out_of_order_window_ms,
                 chunk_policy: ChunkPolicy {
                     samples_per_chunk: options.samples_per_chunk,
@@ -274,6 +456,7 @@ impl Db {
         let mut stats = ReplayStats {
             wal_repaired: repaired.is_some(),
             mapped_chunks: scanned.len() as u64,
+            blocks: blocks.len() as u64,
             ..ReplayStats::default()
         };
         replay(&head, &mut wal, &wal_dir, scanned, &mut stats)?;
@@ -285,18 +468,44 @@ impl Db {
             duration = ?started.elapsed(),
             "TSDB head loaded"
         );
-        let inner = DbInner {
+        let inner = Arc::new(DbInner {
             head,
             wal: Mutex::new(Some(wal)),
             dropped_at_commit: AtomicU64::new(0),
             dir: dir.to_path_buf(),
-        };
-        Ok((
-            Db {
-                inner: Arc::new(inner),
-            },
-            stats,
-        ))
+            options,
+            blocks: RwLock::new(BlockList {
+                generation: 0,
+                blocks: Arc::new(blocks),
+            }),
+            readers: Mutex::new(BTreeMap::new()),
+            readers_done: Condvar::new(),
+            maintenance: Mutex::new(()),
+            counters: Counters::default(),
+            stop: Mutex::new(false),
+            stop_signal: Condvar::new(),
+            background: Mutex::new(None),
+        });
+        if let Some(interval) = options.compaction_interval {
+            let weak = Arc::downgrade(&inner);
+            let handle = std::thread::Builder::new()
+                .name("tsdb-compact".into())
+                .spawn(move || background(&weak, interval))
+                .map_err(|source| TsdbError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            *inner
+                .background
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        }
+        Ok((Db { inner }, stats))
+    }
+
+    /// The blocks, ascending by start time.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.inner.blocks().to_vec()
     }
 
     /// The database directory.
@@ -342,6 +551,24 @@ impl Db {
     /// # Errors
     /// The WAL's or chunk files' error.
     pub fn close(&self) -> Result<(), TsdbError> {
+        *self
+            .inner
+            .stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
+        self.inner.stop_signal.notify_all();
+        let handle = self
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle
+            && handle.thread().id() != std::thread::current().id()
+        {
+            // Waits for a compaction in progress to finish.
+            let _ = handle.join();
+        }
         let mut guard = self.inner.lock_wal();
         let Some(wal) = guard.take() else {
             return Ok(());
@@ -352,7 +579,33 @@ impl Db {
     }
 
     fn is_closed(&self) -> bool {
-        self.inner.lock_wal().is_none()
+        self.inner.is_closed()
+    }
+}
+
+/// The background thread: runs [`Db::compact`] every `interval` until the
+/// database is closed or dropped.
+fn background(weak: &Weak<DbInner>, interval: Duration) {
+    loop {
+        {
+            let Some(inner) = weak.upgrade() else { return };
+            let stop = inner.stop.lock().unwrap_or_else(PoisonError::into_inner);
+            if *stop {
+                return;
+            }
+            let (stop, _) = inner
+                .stop_signal
+                .wait_timeout(stop, interval)
+                .unwrap_or_else(PoisonError::into_inner);
+            if *stop {
+                return;
+            }
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        let db = Db { inner };
+        if let Err(error) = db.compact() {
+            tracing::error!(%error, "TSDB compaction failed; retrying at the next interval");
+        }
     }
 }
 
@@ -367,11 +620,37 @@ impl Queryable for Db {
         if self.is_closed() {
             return Err(StorageError::Closed);
         }
-        Ok(Box::new(HeadQuerier::new(
-            Arc::clone(&self.inner),
-            mint,
-            maxt,
-        )))
+        let (generation, blocks) = {
+            let list = self
+                .inner
+                .blocks
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Registered while the list is locked, so that head truncation
+            // (which swaps the list, then waits) cannot miss this reader.
+            *self
+                .inner
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(list.generation)
+                .or_insert(0) += 1;
+            (list.generation, Arc::clone(&list.blocks))
+        };
+        let guard = ReaderGuard {
+            inner: Arc::clone(&self.inner),
+            generation,
+        };
+        let blocks = blocks
+            .iter()
+            .filter(|b| b.meta().overlaps(mint, maxt))
+            .map(|b| crate::block::BlockQuerier::new(Arc::clone(b), mint, maxt))
+            .collect();
+        Ok(Box::new(querier::DbQuerier {
+            blocks,
+            head: HeadQuerier::new(Arc::clone(&self.inner), mint, maxt),
+            _guard: guard,
+        }))
     }
 }
 
@@ -400,6 +679,8 @@ fn replay(
         mapped.entry(chunk.series_ref).or_default().push(chunk);
     }
     head.reserve_ids_below(max_chunk_ref + 1);
+    // Data before this is in blocks.
+    let min_valid = head.min_valid();
 
     let samples_read = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -455,8 +736,9 @@ fn replay(
                     if series.id == decoded.series_ref
                         && let Some(chunks) = mapped.remove(&decoded.series_ref)
                     {
-                        for chunk in chunks {
+                        for chunk in chunks.into_iter().filter(|c| c.max_t >= min_valid) {
                             series.attach_mapped(chunk.min_t, chunk.max_t, chunk.chunk_ref);
+                            head.observe_min_t(chunk.min_t);
                         }
                         series.load_last_value(&head.files);
                     }
@@ -495,7 +777,12 @@ fn replay(
                         .filter(|s| s.series_ref == series_ref)
                     {
                         i += 1;
+                        if sample.t < min_valid {
+                            stats.samples_before_blocks += 1;
+                            continue;
+                        }
                         max_t = max_t.max(sample.t);
+                        head.observe_min_t(sample.t);
                         if sample.t > entry.in_order_max {
                             entry.in_order_max = sample.t;
                             if sample.t <= entry.mapped_max {

@@ -98,6 +98,12 @@ pub(crate) struct Head {
     /// Newest committed timestamp of any sample (`i64::MIN` when none); the
     /// out-of-order window is measured back from it.
     max_t: AtomicI64,
+    /// Oldest timestamp of any sample in the head (`i64::MAX` when none),
+    /// which decides when the head is cut into a block.
+    min_t: AtomicI64,
+    /// Samples older than this are refused: the configured minimum, raised
+    /// to the end of the newest block when the head is cut.
+    min_valid: AtomicI64,
     num_series: AtomicU64,
 }
 
@@ -130,6 +136,8 @@ impl Head {
             isolation: Arc::new(Isolation::default()),
             files,
             max_t: AtomicI64::new(i64::MIN),
+            min_t: AtomicI64::new(i64::MAX),
+            min_valid: AtomicI64::new(options.min_valid_time),
             num_series: AtomicU64::new(0),
         }
     }
@@ -255,6 +263,129 @@ impl Head {
         self.max_t.fetch_max(t, Ordering::AcqRel);
     }
 
+    /// Oldest timestamp in the head, `i64::MAX` when empty.
+    pub(crate) fn min_t(&self) -> i64 {
+        self.min_t.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn observe_min_t(&self, t: i64) {
+        self.min_t.fetch_min(t, Ordering::AcqRel);
+    }
+
+    /// Samples older than this are refused with `OutOfBounds`.
+    pub(crate) fn min_valid(&self) -> i64 {
+        self.min_valid.load(Ordering::Acquire)
+    }
+
+    /// Raises the admission floor (never lowers it).
+    pub(crate) fn raise_min_valid(&self, t: i64) {
+        self.min_valid.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// Every series, in no particular order.
+    pub(crate) fn all_series(&self) -> Vec<Arc<MemSeries>> {
+        let mut out = Vec::with_capacity(self.num_series() as usize);
+        for shard in self.shards.iter() {
+            out.extend(
+                shard
+                    .by_id
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .values()
+                    .cloned(),
+            );
+        }
+        out
+    }
+
+    /// Drops every sample older than `mint` from the head: whole chunks
+    /// before it and out-of-order samples before it, and deletes chunk
+    /// files holding only older chunks. Returns the series left empty,
+    /// for [`Head::remove_empty`]. The caller has made sure that no
+    /// querier that could still need the dropped data is open, and that
+    /// no sample before `mint` can be committed any more
+    /// ([`Head::raise_min_valid`] under the commit lock).
+    pub(crate) fn truncate(&self, mint: i64) -> (TruncateStats, Vec<Arc<MemSeries>>) {
+        self.raise_min_valid(mint);
+        let mut stats = TruncateStats::default();
+        let mut empty: Vec<Arc<MemSeries>> = Vec::new();
+        let mut new_min = i64::MAX;
+        for series in self.all_series() {
+            let (chunks_dropped, min_left) = series.lock().truncate_before(mint);
+            stats.chunks_removed += chunks_dropped;
+            match min_left {
+                Some(t) => new_min = new_min.min(t),
+                None => empty.push(series),
+            }
+        }
+        // A commit racing with the scan may have lowered the minimum below
+        // what the scan saw; the smaller value is the safe one.
+        self.min_t.store(new_min, Ordering::Release);
+        stats.chunk_files_removed = self.files.truncate_before(mint);
+        (stats, empty)
+    }
+
+    /// Removes the series of `candidates` that are still empty from the
+    /// maps and the postings, marking them removed. The caller holds the
+    /// commit lock, so no commit is publishing into them; a commit that
+    /// holds one later re-creates it (see the appender).
+    pub(crate) fn remove_empty(&self, candidates: Vec<Arc<MemSeries>>) -> u64 {
+        let mut removed: Vec<Arc<MemSeries>> = Vec::new();
+        for series in candidates {
+            let state = series.lock();
+            if state.is_empty() {
+                series.mark_removed();
+                drop(state);
+                removed.push(series);
+            }
+        }
+        for series in &removed {
+            let hash = series.labels.hash();
+            let shard = self.shard(hash);
+            {
+                let mut by_hash = shard
+                    .by_hash
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if by_hash.get(&hash).is_some_and(|s| Arc::ptr_eq(s, series)) {
+                    by_hash.remove(&hash);
+                    // Promote a colliding series into the primary map.
+                    let mut collisions = shard
+                        .collisions
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    let promoted = collisions
+                        .iter()
+                        .find(|(labels, _)| labels.hash() == hash)
+                        .map(|(labels, s)| (labels.clone(), Arc::clone(s)));
+                    if let Some((labels, s)) = promoted {
+                        collisions.remove(&labels);
+                        by_hash.insert(hash, s);
+                    }
+                } else {
+                    shard
+                        .collisions
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(&series.labels);
+                }
+            }
+            self.shard(series.id)
+                .by_id
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&series.id);
+        }
+        if !removed.is_empty() {
+            self.postings
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(removed.iter().map(|s| (s.id, &s.labels)));
+            self.num_series
+                .fetch_sub(removed.len() as u64, Ordering::Relaxed);
+        }
+        removed.len() as u64
+    }
     pub(crate) fn postings(&self) -> std::sync::RwLockReadGuard<'_, Postings> {
         self.postings.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -270,11 +401,12 @@ impl Head {
         v: f64,
     ) -> Result<Admission, AppendError> {
         let options = self.options;
-        if t < options.min_valid_time {
+        let min_valid = self.min_valid();
+        if t < min_valid {
             return Err(AppendError::OutOfBounds {
                 series: series.labels.clone(),
                 t,
-                min_valid_t: options.min_valid_time,
+                min_valid_t: min_valid,
             });
         }
         let committed_max = Some(series.max_t()).filter(|&t| t != i64::MIN);
@@ -322,6 +454,13 @@ impl Head {
         }
         Ok(Admission::Add)
     }
+}
+
+/// What [`Head::truncate`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TruncateStats {
+    pub(crate) chunks_removed: u64,
+    pub(crate) chunk_files_removed: usize,
 }
 
 /// An appender's buffered samples of one series, as the admission check

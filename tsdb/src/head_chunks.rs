@@ -182,6 +182,9 @@ pub(crate) struct ChunkFiles {
     /// Chunks that could not be written to a file, kept in memory. Their
     /// references name segment 0, which no file has, and their index here.
     memory: RwLock<Vec<Arc<[u8]>>>,
+    /// Newest chunk `max t` written to each segment, by segment index, so
+    /// that head truncation can delete segments holding only older chunks.
+    max_times: Mutex<std::collections::BTreeMap<u16, i64>>,
 }
 
 impl std::fmt::Debug for ChunkFiles {
@@ -398,6 +401,16 @@ impl ChunkFiles {
         let current = segments
             .last()
             .map(|segment| (Arc::clone(segment), end_of_last));
+        let mut max_times = std::collections::BTreeMap::new();
+        for segment in &segments {
+            max_times.insert(segment.index, i64::MIN);
+        }
+        for chunk in &scanned {
+            let slot = max_times
+                .entry(chunk.chunk_ref.segment())
+                .or_insert(i64::MIN);
+            *slot = (*slot).max(chunk.max_t);
+        }
         Ok((
             ChunkFiles {
                 dir: dir.to_path_buf(),
@@ -405,6 +418,7 @@ impl ChunkFiles {
                 segments: RwLock::new(segments),
                 writer: Mutex::new(Writer { current }),
                 memory: RwLock::new(Vec::new()),
+                max_times: Mutex::new(max_times),
             },
             scanned,
         ))
@@ -458,6 +472,14 @@ impl ChunkFiles {
         std::os::unix::fs::FileExt::write_all_at(&segment.file, &entry, *pos as u64)
             .map_err(|e| io_error(&segment.path, e))?;
         *pos += entry_len;
+        {
+            let mut max_times = self
+                .max_times
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let slot = max_times.entry(segment.index).or_insert(i64::MIN);
+            *slot = (*slot).max(max_t);
+        }
         Ok(ChunkRef::new(segment.index, offset, num_samples))
     }
 
@@ -546,6 +568,52 @@ impl ChunkFiles {
             start,
             len,
         })
+    }
+
+    /// Deletes the segments (other than the one being written) whose
+    /// chunks all end before `mint`, after head truncation dropped every
+    /// reference to them. Readers that still hold a [`MappedChunk`] keep
+    /// their segment mapped. Returns how many were deleted.
+    pub(crate) fn truncate_before(&self, mint: i64) -> usize {
+        let writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = writer.current.as_ref().map(|(s, _)| s.index);
+        let mut max_times = self
+            .max_times
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let doomed: Vec<u16> = max_times
+            .iter()
+            .filter(|&(&index, &max_t)| Some(index) != current && max_t < mint)
+            .map(|(&index, _)| index)
+            .collect();
+        if doomed.is_empty() {
+            return 0;
+        }
+        let mut segments = self
+            .segments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut deleted = 0;
+        for index in doomed {
+            max_times.remove(&index);
+            if let Ok(i) = segments.binary_search_by_key(&index, |s| s.index) {
+                let segment = segments.remove(i);
+                match fs::remove_file(&segment.path) {
+                    Ok(()) => deleted += 1,
+                    Err(error) => {
+                        tracing::warn!(%error, path = %segment.path.display(), "deleting a head chunk segment failed")
+                    }
+                }
+            }
+        }
+        drop(segments);
+        drop(writer);
+        if deleted > 0
+            && let Err(error) = sync_dir(&self.dir)
+        {
+            tracing::warn!(%error, "fsync of chunks_head/ failed");
+        }
+        deleted
     }
 
     /// Flushes the segment being written to disk.

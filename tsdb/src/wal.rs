@@ -599,6 +599,11 @@ impl Wal {
         Ok(stats)
     }
 
+    /// The options the WAL was opened with.
+    pub fn options(&self) -> WalOptions {
+        self.options
+    }
+
     /// Free bytes for record data in the rest of the current segment.
     fn segment_room(&self) -> u64 {
         let pages_per_segment = self.options.segment_size / PAGE_SIZE as u64;
@@ -768,6 +773,34 @@ fn repair_segments(corruption: &Corruption) -> Result<RepairReport, WalError> {
         "repaired WAL: kept everything before the damage, dropped the rest"
     );
     Ok(report)
+}
+
+/// Writes `checkpoint.<to>` from segments `from ..= to` of the WAL in
+/// `dir` (which must all be finished: `to` below the segment being
+/// written) without holding the [`Wal`], so that commits continue while it
+/// runs; see [`Wal::checkpoint`]. Afterwards the caller deletes the
+/// segments with [`Wal::truncate`] and older checkpoints with
+/// [`remove_checkpoints_before`].
+///
+/// # Errors
+/// Corruption and I/O errors.
+pub(crate) fn write_checkpoint(
+    dir: &Path,
+    from: u64,
+    to: u64,
+    keep_series: impl Fn(u64) -> bool,
+    mint: i64,
+    options: WalOptions,
+) -> Result<CheckpointStats, WalError> {
+    checkpoint::write(dir, from, to, &keep_series, mint, options)
+}
+
+/// Deletes checkpoints older than `checkpoint.<index>`.
+///
+/// # Errors
+/// I/O errors.
+pub(crate) fn remove_checkpoints_before(dir: &Path, index: u64) -> Result<(), WalError> {
+    checkpoint::remove_older(dir, index)
 }
 
 #[cfg(test)]

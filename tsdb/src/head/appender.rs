@@ -136,7 +136,7 @@ impl Appender for HeadAppender {
             && pending.has_samples
             && t > pending.max_t
             && t > pending.series.max_t()
-            && t >= self.db.head.options.min_valid_time
+            && t >= self.db.head.min_valid()
         {
             pending.max_t = t;
             pending.max_v_bits = v.to_bits();
@@ -191,7 +191,7 @@ impl Appender for HeadAppender {
         let HeadAppender {
             db,
             mut samples,
-            series,
+            mut series,
         } = *self;
         if samples.is_empty() && series.values().all(|p| p.metadata.is_none()) {
             return Ok(());
@@ -203,14 +203,32 @@ impl Appender for HeadAppender {
         };
         let write_id = head.isolation.next_write_id();
 
+        // Head truncation (which runs under this lock) may have removed a
+        // series this transaction holds since `append`: commit into its
+        // successor, created afresh (with a new id and WAL record).
+        for pending in series.values_mut() {
+            if pending.series.is_removed() {
+                pending.series = head.get_or_create(&pending.series.labels).map_err(|e| {
+                    StorageError::other(crate::TsdbError::InvalidOptions(e.to_string()))
+                })?;
+            }
+        }
+
         // Re-check samples that another commit has overtaken since
-        // `append`; the others are still valid as they were checked.
+        // `append`, and drop those that a block now covers (the head was
+        // cut since `append`); the others are still valid as they were
+        // checked.
+        let min_valid = head.min_valid();
         let mut dropped = 0u64;
         let mut retained = Vec::with_capacity(samples.len());
         for sample in samples.drain(..) {
             let Some(pending) = series.get(&sample.id) else {
                 continue;
             };
+            if sample.t < min_valid {
+                dropped += 1;
+                continue;
+            }
             if sample.t > pending.series.max_t() {
                 retained.push(sample);
                 continue;
@@ -264,7 +282,7 @@ impl Appender for HeadAppender {
         let ref_samples: Vec<RefSample> = samples
             .iter()
             .map(|s| RefSample {
-                series_ref: s.id,
+                series_ref: series.get(&s.id).map_or(s.id, |p| p.series.id),
                 t: s.t,
                 v: s.v,
             })
@@ -306,6 +324,7 @@ impl Appender for HeadAppender {
         let low_watermark = head.isolation.low_watermark();
         let policy = head.options.chunk_policy;
         let mut max_t = i64::MIN;
+        let mut min_t = i64::MAX;
         let mut i = 0;
         while i < samples.len() {
             let id = samples[i].id;
@@ -329,6 +348,7 @@ impl Appender for HeadAppender {
                     state.insert_out_of_order(sample.t, sample.v, write_id, low_watermark, policy);
                 }
                 max_t = max_t.max(sample.t);
+                min_t = min_t.min(sample.t);
                 i += 1;
             }
         }
@@ -338,6 +358,7 @@ impl Appender for HeadAppender {
             }
         }
         head.observe_max_t(max_t);
+        head.observe_min_t(min_t);
         head.isolation.publish(write_id);
         Ok(())
     }

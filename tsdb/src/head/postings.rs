@@ -54,6 +54,43 @@ impl Postings {
         }
     }
 
+    /// Removes series (id and labels) from the index: every list they are
+    /// in is filtered once, however many of the removed series it holds.
+    pub(crate) fn remove<'a>(&mut self, series: impl IntoIterator<Item = (u64, &'a Labels)>) {
+        let mut ids: Vec<u64> = Vec::new();
+        let mut affected: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
+        for (id, labels) in series {
+            ids.push(id);
+            for (name, value) in labels {
+                affected.entry(name).or_default().push(value);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let gone = |id: &u64| ids.binary_search(id).is_ok();
+        self.all.retain(|id| !gone(id));
+        for (name, mut values) in affected {
+            values.sort_unstable();
+            values.dedup();
+            let Some(by_value) = self.by_name.get_mut(name) else {
+                continue;
+            };
+            for value in values {
+                if let Some(list) = by_value.get_mut(value) {
+                    list.retain(|id| !gone(id));
+                    if list.is_empty() {
+                        by_value.remove(value);
+                    } else {
+                        list.shrink_to_fit();
+                    }
+                }
+            }
+            if by_value.is_empty() {
+                self.by_name.remove(name);
+            }
+        }
+    }
+
     /// Label names, ascending.
     pub(crate) fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.by_name.keys().map(|n| &**n).collect();
@@ -301,6 +338,23 @@ mod tests {
         );
         p.add(4, &labels(&[("__name__", "other"), ("job", "db")]));
         p
+    }
+
+    #[test]
+    fn remove_filters_lists_and_drops_empty_values() {
+        let mut p = index();
+        let l1 = labels(&[("__name__", "up"), ("job", "api"), ("env", "prod")]);
+        let l4 = labels(&[("__name__", "other"), ("job", "db")]);
+        p.remove([(1, &l1), (4, &l4)]);
+        assert_eq!(p.select(&[]), [2, 3]);
+        assert_eq!(p.select(&[Matcher::equal("__name__", "up")]), [2, 3]);
+        assert!(p.select(&[Matcher::equal("job", "api")]).is_empty());
+        let values: Vec<&str> = p.values("job").map(|(v, _)| v).collect();
+        assert_eq!(values, ["apiserver", "web"]);
+        let names = p.names();
+        assert_eq!(names, ["__name__", "env", "job"]);
+        let env: Vec<&str> = p.values("env").map(|(v, _)| v).collect();
+        assert_eq!(env, ["dev"]);
     }
 
     fn re(name: &str, value: &str) -> Matcher {

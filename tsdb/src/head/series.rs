@@ -31,6 +31,9 @@ pub(crate) struct MemSeries {
     max_t: AtomicI64,
     /// Whether the WAL holds this series' definition.
     wal_logged: AtomicBool,
+    /// Set (under the series lock and the commit lock) when head
+    /// truncation removes the series; a commit holding it re-creates it.
+    removed: AtomicBool,
     state: Mutex<SeriesState>,
 }
 
@@ -128,8 +131,12 @@ pub(crate) struct SeriesState {
     closed: Vec<ClosedChunk>,
     /// The in-order chunk being filled.
     open: Option<XorChunk>,
-    /// In-order samples ever appended (closed and open chunks together).
+    /// In-order samples ever appended (closed and open chunks together,
+    /// and those truncated away).
     total: u64,
+    /// In-order samples dropped by head truncation: the in-order index of
+    /// the first chunk in `closed`.
+    truncated: u64,
     /// Value bits of the newest in-order sample.
     last_v_bits: u64,
     /// The newest commit's isolation mark.
@@ -146,6 +153,7 @@ impl MemSeries {
             labels,
             max_t: AtomicI64::new(i64::MIN),
             wal_logged: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
             state: Mutex::new(SeriesState::default()),
         }
     }
@@ -161,6 +169,14 @@ impl MemSeries {
 
     pub(crate) fn wal_logged(&self) -> bool {
         self.wal_logged.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Release);
     }
 
     pub(crate) fn set_wal_logged(&self) {
@@ -210,13 +226,13 @@ impl MemSeries {
 
 /// Bytes a snapshot holds: a closed chunk (mapped) or a copy of the open
 /// one.
-enum ChunkBytes {
+pub(crate) enum ChunkBytes {
     Mapped(MappedChunk),
     Owned(Vec<u8>),
 }
 
 impl ChunkBytes {
-    fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             ChunkBytes::Mapped(m) => m.bytes(),
             ChunkBytes::Owned(b) => b,
@@ -398,6 +414,154 @@ impl SeriesState {
         });
     }
 
+    /// Whether the series holds no sample at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.closed.is_empty()
+            && self.open.is_none()
+            && self
+                .extra
+                .as_ref()
+                .is_none_or(|e| e.ooo.is_empty() && e.ooo_chunks.is_empty())
+    }
+
+    /// Drops everything before `mint`: closed chunks ending before it, the
+    /// open chunk if it does, out-of-order samples before it. Returns the
+    /// number of chunks dropped and the oldest timestamp left (`None`: the
+    /// series is empty). Chunks never cross a block boundary, and `mint`
+    /// is one, so no chunk is split.
+    pub(crate) fn truncate_before(&mut self, mint: i64) -> (u64, Option<i64>) {
+        let keep_from = self.closed.partition_point(|c| c.max_t < mint);
+        let mut dropped = keep_from as u64;
+        for chunk in self.closed.drain(..keep_from) {
+            self.truncated += u64::from(chunk.chunk_ref.num_samples());
+        }
+        if self.closed.is_empty() {
+            self.closed = Vec::new();
+        }
+        if let Some(open) = &self.open
+            && open.max_time().is_some_and(|t| t < mint)
+        {
+            self.truncated += u64::from(open.num_samples());
+            self.open = None;
+            dropped += 1;
+        }
+        let mut min_left = self
+            .closed
+            .first()
+            .map(|c| c.min_t)
+            .or_else(|| self.open.as_ref().and_then(XorChunk::min_time));
+        if let Some(extra) = self.extra.as_mut() {
+            extra.ooo.retain(|s| s.t >= mint);
+            let mut kept = Vec::new();
+            for chunk in std::mem::take(&mut extra.ooo_chunks) {
+                if chunk.min_t >= mint {
+                    kept.push(chunk);
+                } else if chunk.max_t >= mint {
+                    // Re-encode the part at or after `mint`.
+                    let mut samples = Vec::new();
+                    if chunk.decode_into(mint, i64::MAX, &mut samples).is_ok() {
+                        let mut fresh = XorChunk::with_capacity(samples.len() * 2 + 8);
+                        for s in &samples {
+                            let _ = fresh.append(s.t, s.v);
+                        }
+                        if let (Some(min_t), Some(max_t)) = (fresh.min_time(), fresh.max_time()) {
+                            kept.push(OooChunk {
+                                min_t,
+                                max_t,
+                                bytes: fresh.into_bytes().into_boxed_slice(),
+                            });
+                        }
+                    }
+                }
+            }
+            extra.ooo_chunks = kept;
+            let ooo_min = extra
+                .ooo
+                .first()
+                .map(|s| s.t)
+                .into_iter()
+                .chain(extra.ooo_chunks.iter().map(|c| c.min_t))
+                .min();
+            min_left = match (min_left, ooo_min) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if extra.ooo.is_empty() {
+                extra.ooo = Vec::new();
+            }
+        }
+        (dropped, min_left)
+    }
+
+    /// What a block of `[mint, maxt]` (closed) needs from this series, as
+    /// a reader with `read_id` sees it: the chunks themselves when they lie
+    /// wholly in the range and no out-of-order sample falls in it (the
+    /// common case, copied without decoding), otherwise the samples.
+    pub(crate) fn block_data(
+        &self,
+        read_id: u64,
+        mint: i64,
+        maxt: i64,
+        files: &ChunkFiles,
+    ) -> Result<BlockData, StorageError> {
+        let visible_end = self.visible(read_id);
+        let ooo_in_range = self.ooo().iter().any(|s| s.t >= mint && s.t <= maxt)
+            || self.extra.as_ref().is_some_and(|e| {
+                e.ooo_chunks
+                    .iter()
+                    .any(|c| c.max_t >= mint && c.min_t <= maxt)
+            });
+        if !ooo_in_range {
+            let mut chunks = Vec::new();
+            let mut index = self.truncated;
+            let mut whole = true;
+            let mut consider = |min_t: i64, max_t: i64, n: u64, bytes: Option<ChunkBytes>| {
+                let end = index + n;
+                if max_t >= mint && min_t <= maxt {
+                    if min_t < mint || max_t > maxt || end > visible_end {
+                        whole = false;
+                    } else if let Some(bytes) = bytes {
+                        chunks.push((min_t, max_t, n as u32, bytes));
+                    }
+                }
+                index = end;
+            };
+            for chunk in &self.closed {
+                let n = u64::from(chunk.chunk_ref.num_samples());
+                let in_range = chunk.max_t >= mint && chunk.min_t <= maxt;
+                let bytes = if in_range {
+                    Some(read_closed(chunk, files)?)
+                } else {
+                    None
+                };
+                consider(chunk.min_t, chunk.max_t, n, bytes);
+            }
+            if let Some(open) = &self.open
+                && let (Some(min_t), Some(max_t)) = (open.min_time(), open.max_time())
+            {
+                consider(
+                    min_t,
+                    max_t,
+                    u64::from(open.num_samples()),
+                    Some(ChunkBytes::Owned(open.bytes().to_vec())),
+                );
+            }
+            if whole {
+                return Ok(BlockData::Chunks(chunks));
+            }
+        }
+        let snapshot = self.snapshot(read_id, mint, maxt, files);
+        let mut it = snapshot.iter();
+        let mut samples = Vec::new();
+        while it.next() {
+            samples.push(it.at());
+        }
+        if let Some(e) = it.err() {
+            return Err(e.clone());
+        }
+        Ok(BlockData::Samples(samples))
+    }
+
     /// Inserts an out-of-order sample (not at an existing timestamp) from
     /// commit `write_id`, then compresses the buffered out-of-order samples
     /// into a chunk if there are enough and every reader sees them all (ids
@@ -450,7 +614,7 @@ impl SeriesState {
         let visible_end = self.visible(read_id);
         let mut chunks = Vec::new();
         let mut error = None;
-        let mut index = 0u64;
+        let mut index = self.truncated;
         for chunk in &self.closed {
             if index >= visible_end {
                 break;
@@ -510,6 +674,14 @@ impl SeriesState {
             error,
         }
     }
+}
+
+/// A series' data for a block; see [`SeriesState::block_data`].
+pub(crate) enum BlockData {
+    /// Whole chunks: `(min t, max t, samples, bytes)`, ascending.
+    Chunks(Vec<(i64, i64, u32, ChunkBytes)>),
+    /// Samples to encode, ascending.
+    Samples(Vec<Sample>),
 }
 
 struct SnapChunk {
