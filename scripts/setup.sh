@@ -7,8 +7,13 @@
 # What it sets up:
 #   - rustfmt and clippy for the rustup toolchain;
 #   - with --test-peers: the real programs the black-box tests talk to
-#     (Prometheus 2.42 with promtool, node_exporter) from Debian, and the
-#     Python client library for an instrumented test app;
+#     (Prometheus 2.42 with promtool, node_exporter, InfluxDB 1.x) from
+#     Debian, and the Python client library for an instrumented test app;
+#   - with --plugin-toolchains: what plugins in other languages build with
+#     (clang, lld and wasi-libc from Debian for C; componentize-py from PyPI
+#     in a venv at target/plugin-toolchain/python; componentize-js from npm
+#     in target/plugin-toolchain/js); scripts/build-plugins.sh asks for this
+#     when it has such plugins to build;
 #   - a WebAssembly toolchain for plugins: rustup's wasm32-unknown-unknown
 #     target if it can be had, else Debian's rustc-web route (rustc 1.96 with
 #     the standard library's source, built with -Zbuild-std, and lld's
@@ -108,7 +113,7 @@ ensure_test_peers() {
         as_root chmod +x "$policy"
         created_policy=1
     fi
-    apt_install prometheus prometheus-node-exporter
+    apt_install prometheus prometheus-node-exporter influxdb
     [ -n "$created_policy" ] && as_root rm -f "$policy"
     if ! python3 -c 'import prometheus_client' 2>/dev/null; then
         log "pip install prometheus-client"
@@ -116,8 +121,46 @@ ensure_test_peers() {
     fi
 }
 
+# Versions of the plugin build tools; scripts/build-plugins.sh rebuilds
+# plugins when these change (it compares target/plugin-toolchain/versions).
+componentize_py_version='0.25.*'
+componentize_js_version='0.23.0'
+
+ensure_plugin_toolchains() {
+    local tools="$repo/target/plugin-toolchain"
+    mkdir -p "$tools"
+    # C: clang's wasm32 target, its runtime library, wasm-ld and a libc.
+    apt_install clang lld wasi-libc libclang-rt-dev-wasm32
+    # Python: componentize-py in a venv of its own.
+    if [ ! -x "$tools/python/bin/componentize-py" ]; then
+        if ! python3 -m venv "$tools/python" >/dev/null 2>&1; then
+            apt_install python3-venv
+            python3 -m venv "$tools/python"
+        fi
+        log "pip install componentize-py==$componentize_py_version (target/plugin-toolchain/python)"
+        "$tools/python/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$componentize_py_version"
+    fi
+    # JavaScript: the componentize-js API, driven by node.
+    if [ ! -d "$tools/js/node_modules/@bytecodealliance/componentize-js" ]; then
+        command -v npm >/dev/null || apt_install nodejs npm
+        mkdir -p "$tools/js"
+        cat >"$tools/js/package.json" <<JSON
+{ "name": "ember-js-plugin-toolchain", "private": true, "type": "module",
+  "dependencies": { "@bytecodealliance/componentize-js": "$componentize_js_version" } }
+JSON
+        log "npm install @bytecodealliance/componentize-js@$componentize_js_version (target/plugin-toolchain/js)"
+        (cd "$tools/js" && npm install --no-audit --no-fund --silent)
+    fi
+    printf 'componentize-py %s\ncomponentize-js %s\n' "$componentize_py_version" "$componentize_js_version" \
+        >"$tools/versions"
+}
+
 ensure_rust_components
 ensure_wasm_toolchain
-if [ "${1:-}" = "--test-peers" ]; then
-    ensure_test_peers
-fi
+for arg in "$@"; do
+    case "$arg" in
+        --test-peers) ensure_test_peers ;;
+        --plugin-toolchains) ensure_plugin_toolchains ;;
+        *) log "unknown argument: $arg"; exit 2 ;;
+    esac
+done
