@@ -36,6 +36,9 @@ pub enum Command {
     /// Check configuration files without starting the server.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// Tools for the storage: backfill, list and analyze blocks.
+    #[command(subcommand)]
+    Tsdb(crate::tsdb_cli::TsdbCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -32,5 +32,6 @@ pub mod scrape;
 pub mod self_metrics;
 pub mod server;
 pub mod storage_dir;
+pub mod tsdb_cli;
 pub mod version;
 pub mod web;

@@ -25,6 +25,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Some(Command::Tsdb(command)) => {
+            match ember_host::tsdb_cli::run(command, &mut std::io::stdout(), &mut std::io::stderr())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("ember tsdb: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => {
             ember_host::logging::init(cli.server.log_level, cli.server.log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
