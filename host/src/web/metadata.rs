@@ -63,6 +63,18 @@ pub(super) async fn metric_metadata(
             }
         }
     }
+    // Families pushed over OTLP have no target; their metadata is what the
+    // receiver recorded.
+    for (name, metadata) in state.otlp.metadata() {
+        if !metric.is_empty() && name != metric {
+            continue;
+        }
+        let known = metrics.entry(name).or_default();
+        let full = limit_per_metric > 0 && reached(limit_per_metric, known.len());
+        if !full && !known.contains(&metadata) {
+            known.push(metadata);
+        }
+    }
     let limited: BTreeMap<String, Vec<Metadata>> = metrics
         .into_iter()
         .enumerate()
