@@ -7,7 +7,8 @@
 # What it sets up:
 #   - rustfmt and clippy for the rustup toolchain;
 #   - with --test-peers: the real programs the black-box tests talk to
-#     (Prometheus 2.42 with promtool, node_exporter, InfluxDB 1.x) from
+#     (Prometheus 2.42 with promtool, node_exporter, InfluxDB 1.x,
+#     VictoriaMetrics for the storage comparison bench) from
 #     Debian, and the Python client library for an instrumented test app;
 #   - with --plugin-toolchains: what plugins in other languages build with
 #     (clang, lld and wasi-libc from Debian for C; componentize-py from PyPI
@@ -113,7 +114,7 @@ ensure_test_peers() {
         as_root chmod +x "$policy"
         created_policy=1
     fi
-    apt_install prometheus prometheus-node-exporter influxdb
+    apt_install prometheus prometheus-node-exporter influxdb victoria-metrics
     [ -n "$created_policy" ] && as_root rm -f "$policy"
     if ! python3 -c 'import prometheus_client' 2>/dev/null; then
         log "pip install prometheus-client"
