@@ -152,8 +152,12 @@ JSON
         log "npm install @bytecodealliance/componentize-js@$componentize_js_version (target/plugin-toolchain/js)"
         (cd "$tools/js" && npm install --no-audit --no-fund --silent)
     fi
-    printf 'componentize-py %s\ncomponentize-js %s\n' "$componentize_py_version" "$componentize_js_version" \
-        >"$tools/versions"
+    # Rewritten only on a change, so that plugins are not rebuilt for nothing.
+    local versions
+    versions=$(printf 'componentize-py %s\ncomponentize-js %s' "$componentize_py_version" "$componentize_js_version")
+    if [ "$(cat "$tools/versions" 2>/dev/null)" != "$versions" ]; then
+        printf '%s\n' "$versions" >"$tools/versions"
+    fi
 }
 
 ensure_rust_components
