@@ -102,6 +102,11 @@ pub(super) async fn read(State(state): State<AppState>, body: Body) -> Response 
         Ok(t) => t,
         Err(error) => return error_response(error),
     };
+    tracing::debug!(
+        ?response_type,
+        queries = request.queries.len(),
+        "Serving remote read"
+    );
     let options = ReadOptions {
         sample_limit: state.flags.remote_read_sample_limit,
         max_bytes_in_frame: state.flags.remote_read_max_bytes_in_frame,
