@@ -76,6 +76,7 @@ mod file;
 mod http;
 mod manager;
 mod metrics;
+pub mod plugin;
 mod static_targets;
 mod target_list;
 #[cfg(test)]
@@ -85,6 +86,7 @@ pub use file::FileDiscoverer;
 pub use http::HttpDiscoverer;
 pub use manager::{ApplySummary, DiscoveryManager, ManagerOptions, ProviderConfig, TargetSets};
 pub use metrics::DiscovererMetrics;
+pub use plugin::PluginDiscoverer;
 pub use static_targets::StaticDiscoverer;
 
 /// The label that holds a target's `host:port`.

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod exporter;
 pub mod fetch;
 pub mod ingest;
 pub mod metrics;
@@ -45,7 +46,7 @@ use target::Target;
 /// file), which the targets API shows on the job's targets.
 #[derive(Debug)]
 enum PoolSlot {
-    Running(ScrapePool),
+    Running(Box<ScrapePool>),
     Failed {
         config: Arc<ember_config::ScrapeConfig>,
         error: String,
@@ -55,6 +56,7 @@ enum PoolSlot {
 /// The scrape pools of all jobs.
 pub struct ScrapeManager {
     storage: Arc<dyn Storage>,
+    plugins: Option<Arc<crate::plugins::PluginManager>>,
     metrics: ScrapeMetrics,
     inner: Mutex<Inner>,
 }
@@ -91,9 +93,17 @@ impl ScrapeManager {
     ) -> Result<Self, prometheus::Error> {
         Ok(Self {
             storage,
+            plugins: None,
             metrics: ScrapeMetrics::new(registry)?,
             inner: Mutex::new(Inner::default()),
         })
+    }
+
+    /// Gives the pools the server's plugins: exporter targets, relabel plugin
+    /// steps.
+    pub fn with_plugins(mut self, plugins: Arc<crate::plugins::PluginManager>) -> Self {
+        self.plugins = Some(plugins);
+        self
     }
 
     /// Brings the pools in line with `config`'s scrape jobs.
@@ -112,39 +122,43 @@ impl ScrapeManager {
                 continue;
             }
             let config = Arc::new(scrape_config.clone());
-            let slot =
-                match ScrapePool::new(config.clone(), self.storage.clone(), self.metrics.clone()) {
-                    Ok(mut pool) => {
-                        let inherited = match old.remove(&job) {
-                            Some(PoolSlot::Running(previous)) => {
-                                let compatible = previous.cache_compatible(&pool);
-                                let states = previous.stop().await;
-                                if compatible { states } else { HashMap::new() }
-                            }
-                            _ => HashMap::new(),
-                        };
-                        let groups = inner.groups.get(&job).cloned().unwrap_or_default();
-                        pool.sync(&groups, inherited);
-                        PoolSlot::Running(pool)
-                    }
-                    Err(error) => {
-                        tracing::error!(%job, %error, "Cannot create scrape pool");
-                        if let Some(PoolSlot::Running(previous)) = old.remove(&job) {
-                            previous.stop().await;
+            let slot = match ScrapePool::new(
+                config.clone(),
+                self.storage.clone(),
+                self.metrics.clone(),
+                self.plugins.clone(),
+            ) {
+                Ok(mut pool) => {
+                    let inherited = match old.remove(&job) {
+                        Some(PoolSlot::Running(previous)) => {
+                            let compatible = previous.cache_compatible(&pool);
+                            let states = previous.stop().await;
+                            if compatible { states } else { HashMap::new() }
                         }
-                        PoolSlot::Failed {
-                            config,
-                            error: error.to_string(),
-                        }
+                        _ => HashMap::new(),
+                    };
+                    let groups = inner.groups.get(&job).cloned().unwrap_or_default();
+                    pool.sync(&groups, inherited).await;
+                    PoolSlot::Running(Box::new(pool))
+                }
+                Err(error) => {
+                    tracing::error!(%job, %error, "Cannot create scrape pool");
+                    if let Some(PoolSlot::Running(previous)) = old.remove(&job) {
+                        previous.stop().await;
                     }
-                };
+                    PoolSlot::Failed {
+                        config,
+                        error: error.to_string(),
+                    }
+                }
+            };
             inner.pools.insert(job, slot);
         }
         // Jobs that left the configuration: their targets are gone.
         for (job, slot) in old {
             if let PoolSlot::Running(mut pool) = slot {
                 tracing::info!(%job, "Stopping scrape pool removed from the configuration");
-                pool.sync(&[], HashMap::new());
+                pool.sync(&[], HashMap::new()).await;
             }
             inner.groups.remove(&job);
         }
@@ -160,7 +174,8 @@ impl ScrapeManager {
                 pool.sync(
                     groups.get(job).map(Vec::as_slice).unwrap_or_default(),
                     HashMap::new(),
-                );
+                )
+                .await;
             }
         }
     }

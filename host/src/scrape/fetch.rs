@@ -42,6 +42,9 @@ pub enum FetchError {
     BodySizeLimit { limit: u64 },
     #[error("{0}")]
     ContentType(#[from] ember_model::exposition::UnsupportedContentType),
+    /// An exporter plugin's collect call failed.
+    #[error("{0}")]
+    Plugin(String),
 }
 
 /// Fetches `url` under `settings`, with the scrape timeout covering the

@@ -29,6 +29,11 @@ use ember_model::storage::{AppendError, Appender, SeriesRef, StorageError};
 
 use ember_model::relabel;
 
+use std::sync::Arc;
+
+use crate::plugins::PluginManager;
+use crate::plugins::relabel::RelabelPipeline;
+
 /// Per-pool settings that shape ingestion.
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -36,8 +41,19 @@ pub struct IngestSettings {
     pub honor_timestamps: bool,
     pub track_timestamps_staleness: bool,
     pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// Metric relabeling when a step calls a relabel plugin: the whole
+    /// pipeline, run once per scrape over every series (then
+    /// `metric_relabel_configs` is empty).
+    pub metric_relabel_plugins: Option<PluginRelabel>,
     pub limits: ScrapeLimits,
     pub validation: NameValidationScheme,
+}
+
+/// A metric relabel pipeline with plugin steps, and the plugins it calls.
+#[derive(Debug, Clone)]
+pub struct PluginRelabel {
+    pub pipeline: RelabelPipeline,
+    pub manager: Arc<PluginManager>,
 }
 
 /// Why a scrape's content was refused as a whole.
@@ -80,6 +96,8 @@ pub enum IngestError {
     DuplicateLabel(String),
     #[error("{0}")]
     Storage(#[from] StorageError),
+    #[error("metric relabeling: {0}")]
+    Plugin(String),
 }
 
 /// Counts from one scrape, reported as the synthetic series.
@@ -106,6 +124,12 @@ enum CacheEntry {
         last_seen: u64,
     },
     Dropped {
+        last_seen: u64,
+    },
+    /// With relabel plugins: the labels before metric relabeling, which runs
+    /// on every scrape.
+    Unrelabeled {
+        labels: Labels,
         last_seen: u64,
     },
 }
@@ -180,6 +204,10 @@ impl ScrapeState {
         settings: &IngestSettings,
         stats: &mut IngestStats,
     ) -> Result<(), IngestError> {
+        if let Some(plugins) = &settings.metric_relabel_plugins {
+            return self
+                .ingest_with_plugins(app, body, format, scrape_ts, settings, plugins, stats);
+        }
         self.iteration += 1;
         self.current.clear();
         self.metadata.clear();
@@ -218,6 +246,17 @@ impl ScrapeState {
                 Some(CacheEntry::Dropped { last_seen }) => {
                     *last_seen = iteration;
                     continue;
+                }
+                // Left by a plugin pipeline; this scrape has none.
+                Some(CacheEntry::Unrelabeled { .. }) => {
+                    self.cache.remove(series.raw);
+                    let built = self.build_labels(series.name, series.labels, settings)?;
+                    let Some(labels) = built else {
+                        continue;
+                    };
+                    check_limits(&labels, &settings.limits)?;
+                    let hash = labels.hash();
+                    (labels, hash, None)
                 }
                 Some(CacheEntry::Series {
                     labels,
@@ -286,6 +325,139 @@ impl ScrapeState {
                         // Exemplars are best effort, as in Prometheus: a
                         // refused one never fails the scrape.
                         let _ = app.append_exemplar(Some(series_ref), &labels, &exemplar);
+                    }
+                }
+                Err(AppendError::OutOfOrder { .. }) => stats.out_of_order += 1,
+                Err(AppendError::DuplicateSampleForTimestamp { .. }) => stats.duplicate += 1,
+                Err(AppendError::OutOfBounds { .. } | AppendError::TooOld { .. }) => {
+                    stats.out_of_bounds += 1
+                }
+                Err(AppendError::Storage(error)) => return Err(error.into()),
+                Err(other) => tracing::debug!(error = %other, "sample refused"),
+            }
+        }
+        self.finish_iteration(app, scrape_ts);
+        Ok(())
+    }
+
+    /// [`ingest`](Self::ingest) when metric relabeling calls plugins: every
+    /// series is parsed and labelled first (the cache keeps the labels before
+    /// relabeling), then the pipeline runs once over the whole scrape, then
+    /// the survivors are checked and appended. A failed plugin call fails the
+    /// scrape: passing series on unrelabeled could leak what the plugin is
+    /// there to remove.
+    ///
+    /// Runs on the blocking pool (as all ingestion does); the plugin call is
+    /// awaited with `Handle::block_on`, which is allowed there and itself
+    /// runs the guest on another blocking thread.
+    #[allow(clippy::too_many_arguments)]
+    fn ingest_with_plugins(
+        &mut self,
+        app: &mut dyn Appender,
+        body: &[u8],
+        format: Format,
+        scrape_ts: i64,
+        settings: &IngestSettings,
+        plugins: &PluginRelabel,
+        stats: &mut IngestStats,
+    ) -> Result<(), IngestError> {
+        self.iteration += 1;
+        self.current.clear();
+        self.metadata.clear();
+        let iteration = self.iteration;
+        let mut parser = Parser::with_openmetrics_options(
+            format,
+            body,
+            OpenMetricsOptions::prometheus_compatible(),
+        );
+        let mut batch: Vec<Labels> = Vec::new();
+        let mut samples: Vec<(i64, f64, bool, Option<Exemplar>)> = Vec::new();
+        loop {
+            let series = match parser.next_entry()? {
+                Entry::Series(series) => series,
+                Entry::Help { name, text } => {
+                    self.metadata_entry(name).help = text.to_owned();
+                    continue;
+                }
+                Entry::Type { name, metric_type } => {
+                    self.metadata_entry(name).metric_type = metric_type;
+                    continue;
+                }
+                Entry::Unit { name, unit } => {
+                    self.metadata_entry(name).unit = unit.to_owned();
+                    continue;
+                }
+                Entry::Comment(_) => continue,
+                Entry::EndOfFile => break,
+            };
+            stats.scraped += 1;
+            let explicit_ts = settings
+                .honor_timestamps
+                .then_some(series.timestamp_ms)
+                .flatten();
+            let t = explicit_ts.unwrap_or(scrape_ts);
+            let labels = match self.cache.get_mut(series.raw) {
+                Some(CacheEntry::Unrelabeled { labels, last_seen }) => {
+                    *last_seen = iteration;
+                    labels.clone()
+                }
+                _ => {
+                    let Some(labels) = self.build_labels(series.name, series.labels, settings)?
+                    else {
+                        continue;
+                    };
+                    self.cache.insert(
+                        series.raw.into(),
+                        CacheEntry::Unrelabeled {
+                            labels: labels.clone(),
+                            last_seen: iteration,
+                        },
+                    );
+                    labels
+                }
+            };
+            let exemplar = series.exemplar.map(|exemplar| Exemplar {
+                labels: Labels::new(exemplar.labels.iter()).unwrap_or_default(),
+                value: exemplar.value,
+                ts: Some(exemplar.timestamp_ms.unwrap_or(t)),
+            });
+            batch.push(labels);
+            samples.push((t, series.value, explicit_ts.is_some(), exemplar));
+        }
+        let relabeled = tokio::runtime::Handle::current()
+            .block_on(plugins.pipeline.run(&plugins.manager, batch))
+            .map_err(|error| IngestError::Plugin(error.to_string()))?;
+        for (labels, (t, value, explicit, exemplar)) in relabeled.into_iter().zip(samples) {
+            let Some(labels) = labels.filter(|labels| !labels.is_empty()) else {
+                continue;
+            };
+            if labels.metric_name().is_none() {
+                return Err(IngestError::InvalidNames(format!(
+                    "{labels} has no metric name"
+                )));
+            }
+            check_limits(&labels, &settings.limits)?;
+            stats.post_relabel += 1;
+            let limit = settings.limits.sample_limit;
+            if limit > 0 && stats.post_relabel > limit {
+                return Err(IngestError::SampleLimit);
+            }
+            let hash = labels.hash();
+            let known = self
+                .previous
+                .get(&hash)
+                .filter(|(previous, _)| *previous == labels)
+                .map(|(_, series_ref)| *series_ref);
+            if known.is_none() {
+                stats.series_added += 1;
+            }
+            match app.append(known.flatten(), &labels, t, value) {
+                Ok(series_ref) => {
+                    if let Some(exemplar) = &exemplar {
+                        let _ = app.append_exemplar(Some(series_ref), &labels, exemplar);
+                    }
+                    if !explicit || settings.track_timestamps_staleness {
+                        self.current.insert(hash, (labels, Some(series_ref)));
                     }
                 }
                 Err(AppendError::OutOfOrder { .. }) => stats.out_of_order += 1,
@@ -374,9 +546,9 @@ impl ScrapeState {
         let iteration = self.iteration;
         self.cache.retain(|_, entry| {
             let last_seen = match entry {
-                CacheEntry::Series { last_seen, .. } | CacheEntry::Dropped { last_seen } => {
-                    *last_seen
-                }
+                CacheEntry::Series { last_seen, .. }
+                | CacheEntry::Dropped { last_seen }
+                | CacheEntry::Unrelabeled { last_seen, .. } => *last_seen,
             };
             last_seen + 1 >= iteration
         });

@@ -14,9 +14,13 @@ use super::fetch::FetchSettings;
 use super::ingest::{IngestSettings, ScrapeState};
 use super::metrics::ScrapeMetrics;
 use super::scrape_loop::{self, LoopContext, StopReason};
-use super::target::{Populated, Target, TargetError, populate_labels};
+use super::target::{
+    Populated, Target, TargetError, discovered_labels, finish_labels, populate_labels,
+};
 use crate::discovery::TargetGroup;
 use crate::http_client::{HttpClient, HttpClientError};
+use crate::plugins::PluginManager;
+use crate::plugins::relabel::RelabelPipeline;
 
 /// A target relabeling dropped, or that could not be built, kept for the
 /// targets API.
@@ -34,10 +38,18 @@ struct RunningLoop {
     task: JoinHandle<ScrapeState>,
 }
 
+/// One discovered target after target relabeling, or why it cannot be
+/// scraped (with its discovered labels).
+type PopulateResult = Result<Populated, (Labels, TargetError)>;
+
 /// The targets of one scrape job and a loop per target.
 pub struct ScrapePool {
     config: Arc<ScrapeConfig>,
     client: HttpClient,
+    /// Target relabeling, with its plugin steps.
+    target_relabel: RelabelPipeline,
+    /// The server's plugins, when it has a plugin runtime.
+    plugins: Option<Arc<PluginManager>>,
     fetch: Arc<FetchSettings>,
     ingest: Arc<IngestSettings>,
     storage: Arc<dyn Storage>,
@@ -64,14 +76,27 @@ impl ScrapePool {
         config: Arc<ScrapeConfig>,
         storage: Arc<dyn Storage>,
         metrics: ScrapeMetrics,
+        plugins: Option<Arc<PluginManager>>,
     ) -> Result<Self, HttpClientError> {
         let client = HttpClient::new(
             &config.http_client,
             &format!("scrape job {}", config.job_name),
         )?;
+        let mut ingest = ingest_settings(&config);
+        let metric_relabel = RelabelPipeline::new(&config.metric_relabel_configs);
+        if metric_relabel.has_plugins()
+            && let Some(manager) = &plugins
+        {
+            ingest.metric_relabel_plugins = Some(super::ingest::PluginRelabel {
+                pipeline: metric_relabel,
+                manager: manager.clone(),
+            });
+        }
         Ok(Self {
             fetch: Arc::new(fetch_settings(&config)),
-            ingest: Arc::new(ingest_settings(&config)),
+            ingest: Arc::new(ingest),
+            target_relabel: RelabelPipeline::new(&config.relabel_configs),
+            plugins,
             config,
             client,
             storage,
@@ -91,6 +116,16 @@ impl ScrapePool {
     pub fn cache_compatible(&self, other: &ScrapePool) -> bool {
         self.ingest.honor_labels == other.ingest.honor_labels
             && self.ingest.metric_relabel_configs == other.ingest.metric_relabel_configs
+            && self
+                .ingest
+                .metric_relabel_plugins
+                .as_ref()
+                .map(|p| &p.pipeline)
+                == other
+                    .ingest
+                    .metric_relabel_plugins
+                    .as_ref()
+                    .map(|p| &p.pipeline)
             && self.ingest.validation == other.ingest.validation
     }
 
@@ -98,34 +133,56 @@ impl ScrapePool {
     /// targets start, vanished ones stop (their series are marked stale),
     /// unchanged ones keep running untouched. `inherited` holds warm states
     /// from a previous pool of the same job, by target hash.
-    pub fn sync(&mut self, groups: &[TargetGroup], mut inherited: HashMap<u64, ScrapeState>) {
+    pub async fn sync(&mut self, groups: &[TargetGroup], mut inherited: HashMap<u64, ScrapeState>) {
         let mut wanted: HashMap<u64, Arc<Target>> = HashMap::new();
         self.dropped.clear();
         self.dropped_total = 0;
         let keep_dropped = self.config.limits.keep_dropped_targets as usize;
-        for group in groups {
-            for target_labels in &group.targets {
-                match populate_labels(&self.config, target_labels, &group.labels) {
-                    Ok(Populated::Active { labels, discovered }) => {
-                        match Target::new(labels, discovered.clone(), &self.config.params) {
-                            Ok(target) => {
-                                let target = Arc::new(target);
-                                wanted.entry(target.hash()).or_insert(target);
-                            }
-                            Err(error) => {
-                                self.record_dropped(discovered, Some(error), keep_dropped)
-                            }
+        let populated = match self.populate(groups).await {
+            Ok(populated) => populated,
+            Err(error) => {
+                // A relabel plugin failed: nothing can be said about which
+                // targets to scrape, so the running ones keep running and
+                // every discovered target is listed with the reason.
+                tracing::error!(job = %self.config.job_name, %error, "Target relabeling failed; keeping the current targets");
+                for group in groups {
+                    for target_labels in &group.targets {
+                        let discovered =
+                            discovered_labels(&self.config, target_labels, &group.labels);
+                        self.record_dropped(
+                            discovered,
+                            Some(TargetError::InvalidLabels(format!(
+                                "target relabeling: {error}"
+                            ))),
+                            keep_dropped,
+                        );
+                    }
+                }
+                return;
+            }
+        };
+        for populated in populated {
+            match populated {
+                Ok(Populated::Active { labels, discovered }) => {
+                    match Target::new(
+                        labels,
+                        discovered.clone(),
+                        &self.config.params,
+                        self.config.plugin.as_deref(),
+                    ) {
+                        Ok(target) => {
+                            let target = Arc::new(target);
+                            wanted.entry(target.hash()).or_insert(target);
                         }
+                        Err(error) => self.record_dropped(discovered, Some(error), keep_dropped),
                     }
-                    Ok(Populated::Dropped { discovered }) => {
-                        self.record_dropped(discovered, None, keep_dropped)
-                    }
-                    Err(error) => {
-                        let discovered = Labels::new(group.labels.iter().chain(target_labels))
-                            .unwrap_or_default();
-                        tracing::warn!(job = %self.config.job_name, %error, "Dropping target");
-                        self.record_dropped(discovered, Some(error), keep_dropped);
-                    }
+                }
+                Ok(Populated::Dropped { discovered }) => {
+                    self.record_dropped(discovered, None, keep_dropped)
+                }
+                Err((discovered, error)) => {
+                    tracing::warn!(job = %self.config.job_name, %error, "Dropping target");
+                    self.record_dropped(discovered, Some(error), keep_dropped);
                 }
             }
         }
@@ -172,6 +229,54 @@ impl ScrapePool {
         }
     }
 
+    /// Every discovered target through target relabeling: per target with
+    /// the built-in rules, or as one batch when a step calls a plugin.
+    async fn populate(&self, groups: &[TargetGroup]) -> Result<Vec<PopulateResult>, String> {
+        let config = &self.config;
+        let mut out = Vec::new();
+        if let Some(rules) = self.target_relabel.rules_only() {
+            for group in groups {
+                for target_labels in &group.targets {
+                    let result = populate_labels(config, rules, target_labels, &group.labels)
+                        .map_err(|error| {
+                            let discovered = Labels::new(group.labels.iter().chain(target_labels))
+                                .unwrap_or_default();
+                            (discovered, error)
+                        });
+                    out.push(result);
+                }
+            }
+            return Ok(out);
+        }
+        let Some(manager) = &self.plugins else {
+            return Err("relabel plugin steps need the plugin runtime".to_owned());
+        };
+        let mut discovered = Vec::new();
+        for group in groups {
+            for target_labels in &group.targets {
+                discovered.push(discovered_labels(config, target_labels, &group.labels));
+            }
+        }
+        let relabeled = self
+            .target_relabel
+            .run(manager, discovered.clone())
+            .await
+            .map_err(|error| error.to_string())?;
+        for (discovered, relabeled) in discovered.into_iter().zip(relabeled) {
+            let result = match relabeled {
+                None => Ok(Populated::Dropped { discovered }),
+                Some(labels) => finish_labels(
+                    config,
+                    ember_model::labels::LabelsBuilder::new(labels),
+                    discovered.clone(),
+                )
+                .map_err(|error| (discovered, error)),
+            };
+            out.push(result);
+        }
+        Ok(out)
+    }
+
     fn record_dropped(&mut self, discovered: Labels, error: Option<TargetError>, keep: usize) {
         self.dropped_total += 1;
         if keep == 0 || self.dropped.len() < keep {
@@ -191,6 +296,13 @@ impl ScrapePool {
             ingest: self.ingest.clone(),
             storage: self.storage.clone(),
             metrics: self.metrics.clone(),
+            exporter: match (&self.config.plugin, &self.plugins) {
+                (Some(plugin), Some(manager)) => Some(super::exporter::ExporterSource {
+                    manager: manager.clone(),
+                    plugin: plugin.clone(),
+                }),
+                _ => None,
+            },
         };
         let task = tokio::spawn(scrape_loop::run(context, state, stop_rx));
         self.loops.insert(hash, RunningLoop { target, stop, task });
@@ -256,8 +368,11 @@ pub fn ingest_settings(config: &ScrapeConfig) -> IngestSettings {
         honor_labels: config.honor_labels,
         honor_timestamps: config.honor_timestamps,
         track_timestamps_staleness: config.track_timestamps_staleness,
+        // With plugin steps, the whole pipeline runs as `metric_relabel_plugins`
+        // (set by the pool, which has the plugins) and there are no plain rules.
         metric_relabel_configs: ember_config::rules_only(&config.metric_relabel_configs)
             .unwrap_or_default(),
+        metric_relabel_plugins: None,
         limits: config.limits,
         validation: match config.metric_name_validation_scheme {
             ember_config::ValidationScheme::Utf8 => NameValidationScheme::Utf8,

@@ -48,6 +48,8 @@ pub struct LoopContext {
     pub ingest: Arc<IngestSettings>,
     pub storage: Arc<dyn Storage>,
     pub metrics: ScrapeMetrics,
+    /// Set for the targets of an exporter plugin: scraped by calling it.
+    pub exporter: Option<super::exporter::ExporterSource>,
 }
 
 impl std::fmt::Debug for LoopContext {
@@ -96,8 +98,14 @@ pub async fn run(
                 ts = expected;
             }
         }
+        let scrape = async {
+            match &context.exporter {
+                Some(exporter) => exporter.collect(&target, context.fetch.timeout).await,
+                None => fetch(&context.client, target.url(), &context.fetch).await,
+            }
+        };
         let fetched = tokio::select! {
-            fetched = fetch(&context.client, target.url(), &context.fetch) => fetched,
+            fetched = scrape => fetched,
             _ = stop.changed() => break *stop.borrow(),
         };
         let fetch_error = fetched.as_ref().err().map(|e| e.to_string());

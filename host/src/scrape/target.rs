@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use ember_config::{ScrapeConfig, format_duration, parse_duration};
+use ember_config::{RelabelConfig, ScrapeConfig, format_duration, parse_duration};
 use ember_model::labels::{Labels, LabelsBuilder};
 use ember_model::metadata::Metadata;
 
@@ -64,12 +64,31 @@ pub enum Populated {
 }
 
 /// Builds a target's labels from a target's and its group's discovered
-/// labels (the target's win) under `config`.
+/// labels (the target's win) under `config`, with target relabeling by the
+/// built-in `rules` (the job's `relabel_configs` when no step calls a
+/// plugin; see [`crate::plugins::relabel`] for the other case).
 pub fn populate_labels(
     config: &ScrapeConfig,
+    rules: &[RelabelConfig],
     target_labels: &BTreeMap<String, String>,
     group_labels: &BTreeMap<String, String>,
 ) -> Result<Populated, TargetError> {
+    let discovered = discovered_labels(config, target_labels, group_labels);
+    let mut builder = LabelsBuilder::new(discovered.clone());
+    if !relabel::process(&mut builder, rules) {
+        return Ok(Populated::Dropped { discovered });
+    }
+    finish_labels(config, builder, discovered)
+}
+
+/// The labels target relabeling starts from: the discovered ones plus the
+/// job's defaults (`job`, `__scheme__`, ..., `__param_*`) where discovery did
+/// not set them.
+pub fn discovered_labels(
+    config: &ScrapeConfig,
+    target_labels: &BTreeMap<String, String>,
+    group_labels: &BTreeMap<String, String>,
+) -> Labels {
     let mut builder = LabelsBuilder::default();
     for (name, value) in group_labels.iter().chain(target_labels) {
         builder.set(name, value);
@@ -96,21 +115,24 @@ pub fn populate_labels(
             builder.set(&label, first);
         }
     }
-    let discovered = builder.labels();
-    let Some(rules) = ember_config::rules_only(&config.relabel_configs) else {
-        return Err(TargetError::InvalidLabels(
-            "relabel plugin steps are not supported here".to_owned(),
-        ));
-    };
-    if !relabel::process(&mut builder, &rules) {
-        return Ok(Populated::Dropped { discovered });
-    }
+    builder.labels()
+}
 
+/// Validates relabeled labels and completes them into a target's labels:
+/// an address is required (and must be `host:port` unless the job's targets
+/// are an exporter plugin's), the interval and timeout must parse, `__meta_*`
+/// labels go and `instance` defaults to the address.
+pub fn finish_labels(
+    config: &ScrapeConfig,
+    mut builder: LabelsBuilder,
+    discovered: Labels,
+) -> Result<Populated, TargetError> {
     let address = builder
         .get(ADDRESS_LABEL)
         .ok_or(TargetError::NoAddress)?
         .to_owned();
-    if address.contains('/') {
+    // An exporter plugin's target is whatever the plugin understands.
+    if config.plugin.is_none() && address.contains('/') {
         return Err(TargetError::InvalidAddress(address));
     }
     let interval_text = builder
@@ -192,6 +214,9 @@ pub struct Target {
     /// The labels discovery produced, before relabeling.
     discovered: Labels,
     url: String,
+    /// The scrape's parameters: the job's `params` with `__param_*` labels
+    /// over them (what an exporter plugin receives).
+    params: Vec<(String, String)>,
     interval: Duration,
     timeout: Duration,
     status: Mutex<ScrapeStatus>,
@@ -200,10 +225,16 @@ pub struct Target {
 
 impl Target {
     /// A target from populated labels; `params` are the job's URL parameters.
+    ///
+    /// With `exporter` (the job's exporter plugin) the target is collected by
+    /// the plugin; its URL is then only a name for it,
+    /// `plugin://<plugin>/<address>?<params>`, and the address need not be a
+    /// host.
     pub fn new(
         labels: Labels,
         discovered: Labels,
         params: &BTreeMap<String, Vec<String>>,
+        exporter: Option<&str>,
     ) -> Result<Self, TargetError> {
         let get = |name| labels.get(name).unwrap_or_default();
         let mut query: BTreeMap<String, Vec<String>> = params.clone();
@@ -217,23 +248,41 @@ impl Target {
                 }
             }
         }
-        let base = format!(
-            "{}://{}{}",
-            get(SCHEME_LABEL),
-            get(ADDRESS_LABEL),
-            get(METRICS_PATH_LABEL)
-        );
-        let mut url =
-            url::Url::parse(&base).map_err(|e| TargetError::InvalidUrl(format!("{base}: {e}")))?;
-        if !query.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (name, values) in &query {
-                for value in values {
-                    pairs.append_pair(name, value);
+        let params: Vec<(String, String)> = query
+            .iter()
+            .flat_map(|(name, values)| values.iter().map(|value| (name.clone(), value.clone())))
+            .collect();
+        let url = match exporter {
+            Some(plugin) => {
+                let mut url = format!("plugin://{plugin}/{}", get(ADDRESS_LABEL));
+                if !params.is_empty() {
+                    url.push('?');
+                    url.push_str(
+                        &url::form_urlencoded::Serializer::new(String::new())
+                            .extend_pairs(&params)
+                            .finish(),
+                    );
                 }
+                url
             }
-        }
-        let url = String::from(url);
+            None => {
+                let base = format!(
+                    "{}://{}{}",
+                    get(SCHEME_LABEL),
+                    get(ADDRESS_LABEL),
+                    get(METRICS_PATH_LABEL)
+                );
+                let mut url = url::Url::parse(&base)
+                    .map_err(|e| TargetError::InvalidUrl(format!("{base}: {e}")))?;
+                if !query.is_empty() {
+                    let mut pairs = url.query_pairs_mut();
+                    for (name, value) in &params {
+                        pairs.append_pair(name, value);
+                    }
+                }
+                String::from(url)
+            }
+        };
         // Both parse: populate_labels validated them.
         let interval =
             parse_duration(get(SCRAPE_INTERVAL_LABEL)).unwrap_or(Duration::from_secs(60));
@@ -242,6 +291,7 @@ impl Target {
             labels,
             discovered,
             url,
+            params,
             interval,
             timeout,
             status: Mutex::new(ScrapeStatus {
@@ -276,6 +326,11 @@ impl Target {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The scrape's parameters, in name order.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
     }
 
     pub fn interval(&self) -> Duration {
