@@ -125,6 +125,88 @@ fn bench(c: &mut Criterion) {
         });
     });
     group.finish();
+    plugin_bench(c, &target, &text);
+}
+
+/// Metric relabeling through a relabel plugin on the server's ingest path,
+/// against the same scrape with a built-in rule: `relabel-hash-pii`
+/// configured for a label no series has, so the plugin only crosses the
+/// boundary with every series and back (one call per scrape). Skipped when
+/// `scripts/build-plugins.sh` has not built the plugin.
+fn plugin_bench(c: &mut Criterion, target: &Labels, text: &str) {
+    let plugin = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/plugins/relabel-hash-pii.wasm");
+    if !plugin.is_file() {
+        eprintln!(
+            "skipping metric_relabel_10k: {} is missing",
+            plugin.display()
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let _context = runtime.enter();
+    let yaml = |step: &str| {
+        format!(
+            "plugins:\n  - name: hash\n    kind: relabeler\n    path: {}\n    config: {{labels: not_present}}\n    limits: {{call_timeout: 30s}}\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['h:9100']\n    metric_relabel_configs:\n{step}",
+            plugin.display()
+        )
+    };
+    let builtin = ember_config::parse(
+        &yaml("      - source_labels: [not_present]\n        regex: x\n        action: drop\n"),
+        std::path::Path::new("bench.yml"),
+    )
+    .expect("config");
+    let with_plugin = ember_config::parse(
+        &yaml("      - action: plugin\n        plugin: hash\n"),
+        std::path::Path::new("bench.yml"),
+    )
+    .expect("config");
+    let cache = tempfile::tempdir().expect("temporary directory");
+    let manager =
+        ember_host::plugins::PluginManager::new(Some(cache.path()), &prometheus::Registry::new())
+            .expect("plugin runtime");
+    runtime.block_on(manager.apply_config(&with_plugin));
+    let builtin_settings = ember_host::scrape::pool::ingest_settings(&builtin.scrape_configs[0]);
+    let mut plugin_settings =
+        ember_host::scrape::pool::ingest_settings(&with_plugin.scrape_configs[0]);
+    plugin_settings.metric_relabel_plugins = Some(ember_host::scrape::ingest::PluginRelabel {
+        pipeline: ember_host::plugins::relabel::RelabelPipeline::new(
+            &with_plugin.scrape_configs[0].metric_relabel_configs,
+        ),
+        manager: manager.clone(),
+    });
+
+    let mut group = c.benchmark_group("metric_relabel_10k");
+    group.throughput(Throughput::Elements(10_000));
+    group.sample_size(20);
+    for (name, settings) in [("builtin", &builtin_settings), ("plugin", &plugin_settings)] {
+        group.bench_function(name, |b| {
+            let mut state = ScrapeState::new(target.clone());
+            let mut ts = 0;
+            b.iter(|| {
+                ts += 15_000;
+                let mut app = NullAppender(0);
+                let mut stats = IngestStats::default();
+                state
+                    .ingest(
+                        &mut app,
+                        text.as_bytes(),
+                        Format::PrometheusText,
+                        ts,
+                        settings,
+                        &mut stats,
+                    )
+                    .expect("ingest");
+                assert_eq!(stats.post_relabel, 10_000);
+                black_box(stats);
+            });
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);
