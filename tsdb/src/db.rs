@@ -13,6 +13,7 @@
 //! Durability: see [`Db`]. The life cycle of data — head, block,
 //! compaction, retention, deletion — is in [`compact`].
 
+mod admin;
 pub(crate) mod compact;
 mod querier;
 
@@ -199,6 +200,44 @@ pub(crate) struct Counters {
     pub(crate) retention_time: AtomicU64,
     pub(crate) retention_size: AtomicU64,
     pub(crate) blocks_deleted: AtomicU64,
+}
+
+/// Figures about the database for its metrics (`ember_tsdb_*`) and status
+/// pages; see [`Db::stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DbStats {
+    /// Blocks loaded.
+    pub blocks: u64,
+    /// Bytes of the blocks on disk.
+    pub blocks_bytes: u64,
+    /// Bytes of the WAL (segments and checkpoint).
+    pub wal_bytes: u64,
+    /// Bytes of the head chunk files.
+    pub head_chunks_bytes: u64,
+    /// Series in the head.
+    pub head_series: u64,
+    /// Oldest and newest timestamp in the head (`None` when empty).
+    pub head_min_time: Option<i64>,
+    /// See `head_min_time`.
+    pub head_max_time: Option<i64>,
+    /// Oldest timestamp in the database (first block's start, or the
+    /// head's oldest sample).
+    pub lowest_timestamp: Option<i64>,
+    /// Compactions run (head → block and block merges).
+    pub compactions_total: u64,
+    /// Compactions that failed.
+    pub compactions_failed_total: u64,
+    /// Head truncations done.
+    pub head_truncations_total: u64,
+    /// Head truncations that failed or were postponed.
+    pub head_truncations_failed_total: u64,
+    /// WAL checkpoints written.
+    pub checkpoints_total: u64,
+    /// Blocks deleted for the retention time.
+    pub time_retentions_total: u64,
+    /// Blocks deleted for the retention size.
+    pub size_retentions_total: u64,
 }
 
 /// Everything the appenders and queriers share.
@@ -501,6 +540,35 @@ impl Db {
                 .unwrap_or_else(PoisonError::into_inner) = Some(handle);
         }
         Ok((Db { inner }, stats))
+    }
+
+    /// Current figures (cheap: counters, the block list and three
+    /// directory listings).
+    pub fn stats(&self) -> DbStats {
+        let inner = &self.inner;
+        let blocks = inner.blocks();
+        let head = &inner.head;
+        let head_min = Some(head.min_t()).filter(|&t| t != i64::MAX);
+        let head_max = Some(head.max_t()).filter(|&t| t != i64::MIN);
+        let c = &inner.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DbStats {
+            blocks: blocks.len() as u64,
+            blocks_bytes: blocks.iter().map(|b| b.size()).sum(),
+            wal_bytes: compact::dir_size(&inner.dir.join("wal")),
+            head_chunks_bytes: compact::dir_size(&inner.dir.join("chunks_head")),
+            head_series: head.num_series(),
+            head_min_time: head_min,
+            head_max_time: head_max,
+            lowest_timestamp: blocks.first().map(|b| b.meta().min_time).or(head_min),
+            compactions_total: load(&c.compactions),
+            compactions_failed_total: load(&c.compactions_failed),
+            head_truncations_total: load(&c.head_truncations),
+            head_truncations_failed_total: load(&c.head_truncations_failed),
+            checkpoints_total: load(&c.checkpoints),
+            time_retentions_total: load(&c.retention_time),
+            size_retentions_total: load(&c.retention_size),
+        }
     }
 
     /// The blocks, ascending by start time.
@@ -819,9 +887,23 @@ fn replay(
                     }
                 }
             }
-            // Deletion is not implemented in the head yet; other types are
-            // Prometheus's (exemplars, native histograms).
-            RecordType::Tombstones | RecordType::Unknown(_) => {}
+            RecordType::Tombstones => {
+                let mut tombstones = Vec::new();
+                if let Err(error) = wal::decode_tombstones(record, &mut tombstones) {
+                    tracing::warn!(%error, "skipping undecodable WAL tombstones record");
+                    continue;
+                }
+                for t in &tombstones {
+                    if t.maxt >= min_valid
+                        && let Some(entry) = series_by_ref.get(&t.series_ref)
+                    {
+                        head.add_tombstone(entry.series.id, t.mint.max(min_valid), t.maxt);
+                    }
+                }
+            }
+            // Prometheus's record types Ember does not write (exemplars,
+            // native histograms).
+            RecordType::Unknown(_) => {}
         }
     }
     // Mapped chunks are the newest data for series whose WAL samples were

@@ -105,6 +105,8 @@ pub(crate) struct Head {
     /// to the end of the newest block when the head is cut.
     min_valid: AtomicI64,
     num_series: AtomicU64,
+    /// Deleted intervals by series id (see [`crate::Db::delete`]).
+    tombstones: RwLock<crate::block::Tombstones>,
 }
 
 impl std::fmt::Debug for Head {
@@ -139,6 +141,7 @@ impl Head {
             min_t: AtomicI64::new(i64::MAX),
             min_valid: AtomicI64::new(options.min_valid_time),
             num_series: AtomicU64::new(0),
+            tombstones: RwLock::new(crate::block::Tombstones::default()),
         }
     }
 
@@ -282,6 +285,26 @@ impl Head {
         self.min_valid.fetch_max(t, Ordering::AcqRel);
     }
 
+    /// Deleted intervals of series `id` (usually none: one read lock).
+    pub(crate) fn deleted(&self, id: u64) -> Vec<crate::block::Interval> {
+        let tombstones = self
+            .tombstones
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if tombstones.is_empty() {
+            return Vec::new();
+        }
+        tombstones.get(id).to_vec()
+    }
+
+    /// Deletes `[mint, maxt]` of series `id`.
+    pub(crate) fn add_tombstone(&self, id: u64, mint: i64, maxt: i64) {
+        self.tombstones
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(id, mint, maxt);
+    }
+
     /// Every series, in no particular order.
     pub(crate) fn all_series(&self) -> Vec<Arc<MemSeries>> {
         let mut out = Vec::with_capacity(self.num_series() as usize);
@@ -322,6 +345,10 @@ impl Head {
         // what the scan saw; the smaller value is the safe one.
         self.min_t.store(new_min, Ordering::Release);
         stats.chunk_files_removed = self.files.truncate_before(mint);
+        self.tombstones
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .truncate_before(mint);
         (stats, empty)
     }
 
@@ -377,6 +404,14 @@ impl Head {
                 .remove(&series.id);
         }
         if !removed.is_empty() {
+            let mut tombstones = self
+                .tombstones
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            for series in &removed {
+                tombstones.remove(series.id);
+            }
+            drop(tombstones);
             self.postings
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)

@@ -49,8 +49,8 @@
 //! wal.sync().unwrap();
 //! ```
 
-pub mod block;
 pub mod backfill;
+pub mod block;
 pub mod chunkenc;
 mod db;
 mod head;
@@ -60,8 +60,8 @@ pub mod wal;
 
 pub use db::compact::CompactionReport;
 pub use db::{
-    DEFAULT_BLOCK_DURATION_MS, DEFAULT_RETENTION_MS, Db, DbOptions, ReplayStats, TsdbError,
-    max_block_duration_for,
+    DEFAULT_BLOCK_DURATION_MS, DEFAULT_RETENTION_MS, Db, DbOptions, DbStats, ReplayStats,
+    TsdbError, max_block_duration_for,
 };
 pub use head_chunks::{ChunkFileError, DEFAULT_CHUNK_SEGMENT_SIZE};
 pub use wal::SyncPolicy;

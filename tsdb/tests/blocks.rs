@@ -129,6 +129,13 @@ fn head_is_cut_into_blocks_and_queries_span_both() {
         .collect();
     assert_eq!(blocks, [(0, 3000), (3000, 4000)]);
     assert_eq!(report.compacted.len(), 1);
+    let stats = db.stats();
+    assert_eq!(stats.blocks, 2);
+    assert_eq!(stats.compactions_total, 5);
+    assert_eq!(stats.head_truncations_total, 4);
+    assert_eq!(stats.lowest_timestamp, Some(0));
+    assert_eq!(stats.head_min_time, Some(4_000));
+    assert!(stats.blocks_bytes > 0 && stats.wal_bytes > 0);
     // Nothing was lost or duplicated, whatever the range.
     assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
     for (mint, maxt) in [(0, 999), (950, 1050), (3_990, 4_010), (2_500, 5_400)] {
@@ -386,4 +393,89 @@ fn background_thread_compacts() {
 
 fn read_all_closed_ok(db: &Db) {
     assert!(db.querier(0, 1).is_err());
+}
+
+fn without(model: &Model, which: impl Fn(&Labels) -> bool, mint: i64, maxt: i64) -> Model {
+    model
+        .iter()
+        .map(|(l, s)| {
+            let kept: Vec<(i64, u64)> = s
+                .iter()
+                .copied()
+                .filter(|&(t, _)| !(which(l) && t >= mint && t <= maxt))
+                .collect();
+            (l.clone(), kept)
+        })
+        .filter(|(_, s)| !s.is_empty())
+        .collect()
+}
+
+#[test]
+fn deletion_spans_blocks_and_head_and_survives_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    let mut model = Model::new();
+    append_range(&db, &mut model, 6, 0, 4_000, 50);
+    db.compact().expect("compact");
+    assert!(!db.blocks().is_empty());
+    // Odd series lose [500, 3500]: in blocks and in the head.
+    let odd = |l: &Labels| l.get("odd") == Some("yes");
+    db.delete(&[Matcher::equal("odd", "yes")], 500, 3_500)
+        .expect("delete");
+    let expected = without(&model, odd, 500, 3_500);
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), expected);
+
+    // Restart: block tombstone files and the WAL's tombstones record.
+    db.close().expect("close");
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), expected);
+
+    // Cleaning rewrites the blocks without the samples or the tombstones.
+    let rewritten = db.clean_tombstones().expect("clean");
+    assert_eq!(rewritten, db.blocks().len());
+    assert!(db.blocks().iter().all(|b| b.tombstones().is_empty()));
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), expected);
+    // Cutting the head and compacting keep the deletion.
+    let mut more = Model::new();
+    append_range(&db, &mut more, 6, 4_000, 6_000, 50);
+    for (l, s) in more {
+        model.entry(l).or_default().extend(s);
+    }
+    db.compact().expect("compact");
+    let expected = without(&model, odd, 500, 3_500);
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), expected);
+
+    db.close().expect("close");
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), expected);
+}
+
+#[test]
+fn snapshots_hold_blocks_and_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    let mut model = Model::new();
+    append_range(&db, &mut model, 4, 0, 3_500, 50);
+    db.compact().expect("compact");
+    let name = db.snapshot(true).expect("snapshot");
+    assert_eq!(name.len(), "20241125T120000Z-".len() + 16, "{name}");
+    let without_head = db.snapshot(false).expect("snapshot");
+    db.close().expect("close");
+
+    let snap = dir.path().join("snapshots").join(&name);
+    let copy = Db::open(&snap, options()).expect("open snapshot");
+    assert_eq!(read_all(&copy, i64::MIN, i64::MAX, &[]), model);
+    drop(copy);
+    let snap = dir.path().join("snapshots").join(&without_head);
+    let copy = Db::open(&snap, options()).expect("open snapshot");
+    let blocks_end = copy
+        .blocks()
+        .iter()
+        .map(|b| b.meta().max_time)
+        .max()
+        .expect("blocks");
+    assert_eq!(
+        read_all(&copy, i64::MIN, i64::MAX, &[]),
+        model_range(&model, i64::MIN, blocks_end - 1)
+    );
 }

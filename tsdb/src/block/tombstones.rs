@@ -24,7 +24,6 @@ pub struct Tombstones {
     by_series: BTreeMap<u64, Vec<Interval>>,
 }
 
-#[allow(dead_code)] // Parts are used by deletion.
 impl Tombstones {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {

@@ -300,9 +300,10 @@ fn write_head_block(
     series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
     let mut writer = BlockWriter::new(&inner.dir, mint, maxt)?;
     for s in &series {
+        let deleted = head.deleted(s.id);
         let data = s
             .lock()
-            .block_data(reader.read_id(), mint, maxt - 1, &head.files)?;
+            .block_data(reader.read_id(), mint, maxt - 1, &head.files, &deleted)?;
         match data {
             BlockData::Chunks(chunks) => {
                 let chunks: Vec<BlockChunk<'_>> = chunks

@@ -43,12 +43,14 @@ impl HeadQuerier {
     }
 
     fn snapshot(&self, series: &MemSeries) -> SeriesSnapshot {
-        series.lock().snapshot(
+        let mut snapshot = series.lock().snapshot(
             self.guard.read_id(),
             self.mint,
             self.maxt,
             &self.db.head.files,
-        )
+        );
+        snapshot.set_deleted(self.db.head.deleted(series.id));
+        snapshot
     }
 
     fn has_samples(&self, series: &MemSeries) -> bool {

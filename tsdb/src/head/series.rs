@@ -503,6 +503,7 @@ impl SeriesState {
         mint: i64,
         maxt: i64,
         files: &ChunkFiles,
+        deleted: &[crate::block::Interval],
     ) -> Result<BlockData, StorageError> {
         let visible_end = self.visible(read_id);
         let ooo_in_range = self.ooo().iter().any(|s| s.t >= mint && s.t <= maxt)
@@ -511,7 +512,7 @@ impl SeriesState {
                     .iter()
                     .any(|c| c.max_t >= mint && c.min_t <= maxt)
             });
-        if !ooo_in_range {
+        if !ooo_in_range && deleted.is_empty() {
             let mut chunks = Vec::new();
             let mut index = self.truncated;
             let mut whole = true;
@@ -550,7 +551,8 @@ impl SeriesState {
                 return Ok(BlockData::Chunks(chunks));
             }
         }
-        let snapshot = self.snapshot(read_id, mint, maxt, files);
+        let mut snapshot = self.snapshot(read_id, mint, maxt, files);
+        snapshot.set_deleted(deleted.to_vec());
         let mut it = snapshot.iter();
         let mut samples = Vec::new();
         while it.next() {
@@ -672,6 +674,7 @@ impl SeriesState {
             mint,
             maxt,
             error,
+            deleted: Vec::new(),
         }
     }
 }
@@ -700,6 +703,8 @@ pub(crate) struct SeriesSnapshot {
     mint: i64,
     maxt: i64,
     error: Option<StorageError>,
+    /// Deleted intervals (tombstones), ascending.
+    deleted: Vec<crate::block::Interval>,
 }
 
 impl std::fmt::Debug for SeriesSnapshot {
@@ -713,6 +718,16 @@ impl std::fmt::Debug for SeriesSnapshot {
 }
 
 impl SeriesSnapshot {
+    /// Hides the samples in `deleted` (ascending intervals).
+    pub(crate) fn set_deleted(&mut self, deleted: Vec<crate::block::Interval>) {
+        if deleted.is_empty() {
+            return;
+        }
+        self.ooo
+            .retain(|s| !crate::block::is_deleted(&deleted, s.t));
+        self.deleted = deleted;
+    }
+
     /// An iterator over the visible samples in range.
     pub(crate) fn iter(&self) -> HeadSampleIterator<'_> {
         HeadSampleIterator {
@@ -764,7 +779,7 @@ impl InOrder<'_> {
                 if it.next() {
                     *index += 1;
                     let (t, v) = it.at();
-                    if t < snapshot.mint {
+                    if t < snapshot.mint || crate::block::is_deleted(&snapshot.deleted, t) {
                         continue;
                     }
                     if t > snapshot.maxt {
