@@ -15,8 +15,11 @@
 //! 3. rule evaluation stops and pending alerts are sent (rules issue);
 //! 4. the HTTP server stops accepting connections and finishes the requests
 //!    in flight, for at most [`HTTP_DRAIN_TIMEOUT`];
-//! 5. the storage flushes and closes its WAL (TSDB issue);
-//! 6. the data directory lock is released and the process exits 0.
+//! 5. the remote-write queues read the WAL to its end and send what they
+//!    hold, for at most [`SHUTDOWN_FLUSH_DEADLINE`] (what is left is resent
+//!    after the restart, from each queue's progress marker);
+//! 6. the storage flushes and closes its WAL (TSDB issue);
+//! 7. the data directory lock is released and the process exits 0.
 //!
 //! A second `SIGTERM`/`SIGINT` during shutdown exits at once.
 
@@ -38,6 +41,7 @@ use crate::cli::ServerFlags;
 use crate::discovery::{DiscovererMetrics, DiscoveryManager, ManagerOptions};
 use crate::plugins::PluginManager;
 use crate::reload::{ConfigManager, ConfigSource};
+use crate::remote_write::{RemoteWriteManager, SHUTDOWN_FLUSH_DEADLINE};
 use crate::scrape::ScrapeManager;
 use crate::self_metrics::SelfMetrics;
 use crate::storage_dir::StorageDir;
@@ -120,6 +124,11 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         sd_metrics,
     )
     .await;
+    let remote_write = Arc::new(
+        RemoteWriteManager::new(storage_dir.path(), registry, Some(plugins.clone()))
+            .context("registering remote-write metrics")?,
+    );
+    let remote_write_follower = follow_remote_write(config.clone(), remote_write.clone()).await;
 
     let listener = TcpListener::bind(flags.listen_address)
         .await
@@ -204,10 +213,28 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         discovery,
         scrape,
         followers,
+        remote_write,
+        remote_write_follower,
         db,
         storage_dir,
     })
     .await
+}
+
+/// Applies the `remote_write` section now and on every accepted reload.
+async fn follow_remote_write(
+    config: Arc<ConfigManager>,
+    remote_write: Arc<RemoteWriteManager>,
+) -> tokio::task::JoinHandle<()> {
+    let mut config_rx = config.subscribe();
+    let current = config_rx.borrow_and_update().clone();
+    remote_write.apply_config(&current).await;
+    tokio::spawn(async move {
+        while config_rx.changed().await.is_ok() {
+            let current = config_rx.borrow_and_update().clone();
+            remote_write.apply_config(&current).await;
+        }
+    })
 }
 
 /// Applies the running configuration to plugins, discovery and scraping now
@@ -286,11 +313,13 @@ struct Shutdown {
     discovery: Arc<DiscoveryManager>,
     scrape: Arc<ScrapeManager>,
     followers: [tokio::task::JoinHandle<()>; 2],
+    remote_write: Arc<RemoteWriteManager>,
+    remote_write_follower: tokio::task::JoinHandle<()>,
     db: Db,
     storage_dir: StorageDir,
 }
 
-/// Steps 1–6 of the documented shutdown order.
+/// Steps 1–7 of the documented shutdown order.
 async fn shutdown(parts: Shutdown) -> anyhow::Result<()> {
     let Shutdown {
         readiness,
@@ -300,6 +329,8 @@ async fn shutdown(parts: Shutdown) -> anyhow::Result<()> {
         discovery,
         scrape,
         followers,
+        remote_write,
+        remote_write_follower,
         db,
         storage_dir,
     } = parts;
@@ -308,6 +339,7 @@ async fn shutdown(parts: Shutdown) -> anyhow::Result<()> {
     for follower in followers {
         follower.abort();
     }
+    remote_write_follower.abort();
     discovery.shutdown();
     scrape.stop().await;
     tracing::info!("Scrape manager stopped");
@@ -321,6 +353,8 @@ async fn shutdown(parts: Shutdown) -> anyhow::Result<()> {
             tracing::warn!(timeout = ?HTTP_DRAIN_TIMEOUT, "In-flight HTTP requests did not finish in time")
         }
     }
+    remote_write.stop(SHUTDOWN_FLUSH_DEADLINE).await;
+    tracing::info!("Remote-write queues stopped");
     match tokio::task::spawn_blocking(move || db.close()).await {
         Ok(Ok(())) => tracing::info!("TSDB closed"),
         Ok(Err(error)) => tracing::error!(%error, "Closing the TSDB failed"),
