@@ -288,7 +288,7 @@ fn system_roots() -> Arc<RootCertStore> {
 }
 
 /// Builds the rustls configuration for `tls_config`.
-fn tls_client_config(
+pub(crate) fn tls_client_config(
     tls: &TlsConfig,
     http2: bool,
 ) -> Result<rustls::ClientConfig, HttpClientError> {

@@ -34,6 +34,7 @@ pub mod scrape;
 pub mod self_metrics;
 pub mod server;
 pub mod storage_dir;
+pub mod telemetry;
 pub mod tsdb_cli;
 pub mod version;
 pub mod web;

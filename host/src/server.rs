@@ -116,6 +116,7 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
             .context("registering scrape metrics")?
             .with_plugins(plugins.clone()),
     );
+    follow_tracing_config(&config);
     let followers = follow_config(
         config.clone(),
         plugins.clone(),
@@ -304,6 +305,29 @@ async fn follow_config(
     [config_follower, targets_follower]
 }
 
+/// Applies the `tracing:` section now and on every accepted reload. The
+/// exporter is built and swapped on the blocking pool (it has a blocking
+/// HTTP client and flushes the old one).
+fn follow_tracing_config(config: &Arc<ConfigManager>) {
+    let Some(tracing) = crate::telemetry::SelfTracing::global() else {
+        return;
+    };
+    let mut config_rx = config.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let section = config_rx.borrow_and_update().tracing.clone();
+            let applied =
+                tokio::task::spawn_blocking(move || tracing.apply(section.as_ref())).await;
+            if let Ok(Err(error)) = applied {
+                tracing::error!(%error, "Traces are not exported");
+            }
+            if config_rx.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
 /// What the shutdown sequence stops, in order.
 struct Shutdown {
     readiness: Readiness,
@@ -359,6 +383,10 @@ async fn shutdown(parts: Shutdown) -> anyhow::Result<()> {
         Ok(Ok(())) => tracing::info!("TSDB closed"),
         Ok(Err(error)) => tracing::error!(%error, "Closing the TSDB failed"),
         Err(join_error) => tracing::error!(%join_error, "Closing the TSDB panicked"),
+    }
+    // Spans still batched are sent before the process ends.
+    if let Some(tracing) = crate::telemetry::SelfTracing::global() {
+        let _ = tokio::task::spawn_blocking(|| tracing.shutdown()).await;
     }
     drop(storage_dir);
     tracing::info!("See you next time!");

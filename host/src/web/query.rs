@@ -285,22 +285,58 @@ async fn execute(state: &AppState, request: QueryRequest) -> Result<Response, Ap
     let storage = state.storage.clone();
     let evaluation = request.evaluation;
     let (limit, want_stats) = (request.limit, request.stats);
+    // The evaluation's span for trace export (see crate::telemetry).
+    let span = tracing::info_span!(
+        target: crate::telemetry::TRACE_TARGET,
+        "promql.query",
+        promql.query = request.text.as_str(),
+        promql.kind = match evaluation {
+            Evaluation::Instant { .. } => "instant",
+            Evaluation::Range { .. } => "range",
+        },
+        promql.time = tracing::field::Empty,
+        promql.start = tracing::field::Empty,
+        promql.end = tracing::field::Empty,
+        promql.step = tracing::field::Empty,
+        promql.samples_loaded = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    match evaluation {
+        Evaluation::Instant { time } => {
+            span.record("promql.time", time);
+        }
+        Evaluation::Range { start, end, step } => {
+            span.record("promql.start", start);
+            span.record("promql.end", end);
+            span.record("promql.step", step);
+        }
+    }
     // Rendering runs on the blocking pool too: a large matrix takes a
     // while to encode, and the async workers must stay free.
     let outcome = tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        let _span = span.enter();
         let queryable: &dyn Queryable = as_queryable(storage.as_ref());
         let evaluating = Instant::now();
-        let QueryResult {
-            mut value,
-            mut annotations,
-            stats,
-        } = match evaluation {
+        let evaluated = match evaluation {
             Evaluation::Instant { time } => engine.instant_query(queryable, &query, time, &options),
             Evaluation::Range { start, end, step } => {
                 engine.range_query(queryable, &query, start, end, step, &options)
             }
-        }?;
+        };
+        match &evaluated {
+            Ok(result) => {
+                span.record("promql.samples_loaded", result.stats.samples_loaded);
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        let QueryResult {
+            mut value,
+            mut annotations,
+            stats,
+        } = evaluated?;
         let evaluated = evaluating.elapsed();
         if limit > 0 && result::truncate(&mut value, limit) {
             annotations.warn(TRUNCATED_WARNING);
