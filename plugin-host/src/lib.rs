@@ -12,6 +12,9 @@
 //!   ([`relabel`](Plugin::relabel), [`collect`](Plugin::collect),
 //!   [`refresh`](Plugin::refresh), [`write`](Plugin::write),
 //!   [`read`](Plugin::read)) and [`status`](Plugin::status).
+//! - [`PackedBatch`] / [`PackedAnswer`]: relabel batches packed from the
+//!   caller's own label storage ([`Plugin::relabel_packed`]), for the
+//!   scrape path.
 //! - [`Limits`]: deadline, memory cap, concurrency, restart policy.
 //! - [`Capabilities`]: what the plugin may reach (HTTP hosts, environment
 //!   variables, one read-only directory); nothing by default.
@@ -74,6 +77,7 @@ use std::time::Duration;
 pub use capabilities::{Capabilities, CapabilityError, HostPattern, ReadOnlyDir};
 pub use error::{GuestError, PluginCallError, PluginError};
 pub use metrics::{Labels, MetricFamily, MetricType, Sample};
+pub use packed::{AnswerSet, PackedAnswer, PackedBatch};
 pub use plugin::{Plugin, PluginKind, PluginState, PluginStatus};
 pub use runtime::{PluginRuntime, PluginSource, PluginSpec, RuntimeConfig};
 pub use storage::{MatchOp, ReadQuery, Series, TargetGroup, WriteError};

@@ -186,6 +186,258 @@ pub(crate) fn sort_and_check(labels: &mut Labels) -> Result<(), PluginCallError>
     }
 }
 
+/// A relabel batch packed by the caller, straight from its own label
+/// storage: no `String` per label on the way in. Fill it with
+/// [`push_set`](Self::push_set) (labels sorted by name, names unique, as the
+/// WIT contract promises plugins) and pass it to
+/// [`crate::Plugin::relabel_packed`]; the answer hands the buffers back for
+/// the next batch ([`PackedAnswer::into_batch`]).
+#[derive(Debug, Clone)]
+pub struct PackedBatch {
+    pub(crate) inner: LabelBatch,
+}
+
+impl Default for PackedBatch {
+    fn default() -> PackedBatch {
+        PackedBatch {
+            inner: LabelBatch {
+                text: String::new(),
+                spans: Vec::new(),
+                sets: Vec::new(),
+            },
+        }
+    }
+}
+
+impl PackedBatch {
+    /// An empty batch.
+    pub fn new() -> PackedBatch {
+        PackedBatch::default()
+    }
+
+    /// Appends one label set.
+    pub fn push_set<'a>(
+        &mut self,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), PluginCallError> {
+        let batch = &mut self.inner;
+        let mut count: u32 = 0;
+        for (name, value) in labels {
+            let name_offset = batch.text.len();
+            batch.text.push_str(name);
+            let value_offset = batch.text.len();
+            batch.text.push_str(value);
+            if u32::try_from(batch.text.len()).is_err() {
+                return Err(PluginCallError::Internal(
+                    "a relabel batch exceeds the 4 GiB a packed batch can address".to_owned(),
+                ));
+            }
+            // Both fit: the whole text is below u32::MAX bytes.
+            batch.spans.extend([
+                name_offset as u32,
+                name.len() as u32,
+                value_offset as u32,
+                value.len() as u32,
+            ]);
+            count += 1;
+        }
+        batch.sets.push(count);
+        Ok(())
+    }
+
+    /// Label sets in the batch.
+    pub fn len(&self) -> usize {
+        self.inner.sets.len()
+    }
+
+    /// Whether the batch has no label sets.
+    pub fn is_empty(&self) -> bool {
+        self.inner.sets.is_empty()
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.inner.text.clear();
+        self.inner.spans.clear();
+        self.inner.sets.clear();
+    }
+}
+
+/// A plugin's checked answer to a [`PackedBatch`]: per input set, dropped or
+/// the labels it kept, which borrow the answer's text. Every span has been
+/// checked (inside the text, on character boundaries), names are unique
+/// within each set, and the total size is within the plugin's output limit.
+#[derive(Debug)]
+pub struct PackedAnswer {
+    input: PackedBatch,
+    answer: RelabeledBatch,
+    /// Per input set: `None` if dropped, else the index of its first span
+    /// (in fours) in `answer.spans`, and whether it equals the input set.
+    sets: Vec<Option<(usize, bool)>>,
+}
+
+/// One kept label set of a [`PackedAnswer`].
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerSet<'a> {
+    text: &'a str,
+    spans: &'a [u32],
+    unchanged: bool,
+}
+
+impl<'a> AnswerSet<'a> {
+    /// Whether the plugin returned the input set exactly (same labels, same
+    /// order, unchanged text): the caller may keep what it already has.
+    pub fn is_unchanged(&self) -> bool {
+        self.unchanged
+    }
+
+    /// Labels in the set.
+    pub fn len(&self) -> usize {
+        self.spans.len() / 4
+    }
+
+    /// Whether the set has no labels.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The labels as the plugin returned them (in its order; sort them when
+    /// the set changed).
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let text = self.text;
+        self.spans.chunks_exact(4).map(move |span| {
+            // Checked when the answer was built.
+            let name = &text[span[0] as usize..(span[0] + span[1]) as usize];
+            let value = &text[span[2] as usize..(span[2] + span[3]) as usize];
+            (name, value)
+        })
+    }
+}
+
+impl PackedAnswer {
+    pub(crate) fn new(
+        input: PackedBatch,
+        answer: RelabeledBatch,
+        max_output_bytes: usize,
+    ) -> Result<PackedAnswer, PluginCallError> {
+        let packed = &input.inner;
+        if answer.sets.len() != packed.sets.len() {
+            return Err(PluginCallError::InvalidOutput(format!(
+                "relabel answered {} sets for {} label sets",
+                answer.sets.len(),
+                packed.sets.len()
+            )));
+        }
+        if !answer.spans.len().is_multiple_of(4) {
+            return Err(PluginCallError::InvalidOutput(format!(
+                "relabel answered {} span entries, not a multiple of four",
+                answer.spans.len()
+            )));
+        }
+        let output_bytes = answer
+            .text
+            .len()
+            .saturating_add(answer.spans.len().saturating_mul(4));
+        if output_bytes > max_output_bytes {
+            return Err(PluginCallError::InvalidOutput(format!(
+                "output of {output_bytes} bytes exceeds the limit of {max_output_bytes} bytes"
+            )));
+        }
+        let shares_input_text = answer.text.as_bytes().starts_with(packed.text.as_bytes());
+        let total_spans = answer.spans.len() / 4;
+        let mut sets = Vec::with_capacity(answer.sets.len());
+        let mut next = 0usize;
+        let mut input_next = 0usize;
+        let mut names: Vec<&str> = Vec::new();
+        for (kept, input_count) in answer.sets.iter().zip(&packed.sets) {
+            let input_spans =
+                &packed.spans[input_next * 4..(input_next + *input_count as usize) * 4];
+            input_next += *input_count as usize;
+            let Some(count) = kept else {
+                sets.push(None);
+                continue;
+            };
+            let count = *count as usize;
+            if next + count > total_spans {
+                return Err(PluginCallError::InvalidOutput(
+                    "relabel answered fewer labels than its sets count".to_owned(),
+                ));
+            }
+            let spans = &answer.spans[next * 4..(next + count) * 4];
+            let unchanged = shares_input_text && spans == input_spans;
+            if !unchanged {
+                names.clear();
+                for span in spans.chunks_exact(4) {
+                    let name = span_text(&answer.text, span[0], span[1])?;
+                    span_text(&answer.text, span[2], span[3])?;
+                    names.push(name);
+                }
+                names.sort_unstable();
+                if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+                    return Err(PluginCallError::InvalidOutput(format!(
+                        "label {:?} appears twice in one label set",
+                        pair[0]
+                    )));
+                }
+            }
+            sets.push(Some((next, unchanged)));
+            next += count;
+        }
+        if next != total_spans {
+            return Err(PluginCallError::InvalidOutput(
+                "relabel answered more labels than its sets count".to_owned(),
+            ));
+        }
+        Ok(PackedAnswer {
+            input,
+            answer,
+            sets,
+        })
+    }
+
+    /// Answers, one per input set.
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Whether the batch was empty.
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// The kept set for input `index`, or `None` if the plugin dropped it.
+    pub fn get(&self, index: usize) -> Option<AnswerSet<'_>> {
+        let (start, unchanged) = (*self.sets.get(index)?)?;
+        let count = self.answer.sets[index].unwrap_or(0) as usize;
+        Some(AnswerSet {
+            text: &self.answer.text,
+            spans: &self.answer.spans[start * 4..(start + count) * 4],
+            unchanged,
+        })
+    }
+
+    /// The input batch, emptied, to fill again.
+    pub fn into_batch(mut self) -> PackedBatch {
+        self.input.clear();
+        self.input
+    }
+}
+
+/// The text of a span, checked.
+fn span_text(text: &str, offset: u32, length: u32) -> Result<&str, PluginCallError> {
+    let start = offset as usize;
+    start
+        .checked_add(length as usize)
+        .and_then(|end| text.get(start..end))
+        .ok_or_else(|| {
+            PluginCallError::InvalidOutput(format!(
+                "span {offset}+{length} is outside the answer's {} bytes of text or not on a \
+                 character boundary",
+                text.len()
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,5 +562,75 @@ mod tests {
             unpack(input, &packed, big, 4),
             Err(PluginCallError::InvalidOutput(_))
         ));
+    }
+
+    fn packed(sets: &[&[(&str, &str)]]) -> PackedBatch {
+        let mut batch = PackedBatch::new();
+        for set in sets {
+            batch.push_set(set.iter().copied()).unwrap();
+        }
+        batch
+    }
+
+    #[test]
+    fn packed_answers_tell_unchanged_sets_from_rewritten_ones() {
+        let batch = packed(&[&[("a", "1"), ("b", "2")], &[("c", "3")], &[("d", "4")]]);
+        assert_eq!(batch.inner.text, "a1b2c3d4");
+        let answer = RelabeledBatch {
+            text: format!("{}new", batch.inner.text),
+            spans: [
+                span((0, 1), (1, 1)),
+                span((2, 1), (3, 1)),
+                span((4, 1), (8, 3)),
+            ]
+            .concat(),
+            sets: vec![Some(2), Some(1), None],
+        };
+        let answer = PackedAnswer::new(batch, answer, 1 << 20).unwrap();
+        let first = answer.get(0).unwrap();
+        assert!(first.is_unchanged());
+        assert_eq!(first.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2")]);
+        let second = answer.get(1).unwrap();
+        assert!(!second.is_unchanged());
+        assert_eq!(second.iter().collect::<Vec<_>>(), [("c", "new")]);
+        assert!(answer.get(2).is_none());
+        assert!(answer.into_batch().is_empty());
+    }
+
+    #[test]
+    fn packed_answers_are_checked() {
+        let batch = || packed(&[&[("a", "1")]]);
+        let answer = |spans: Vec<Span>, sets: Vec<Option<u32>>| RelabeledBatch {
+            text: "a1é".to_owned(),
+            spans: spans.concat(),
+            sets,
+        };
+        let cases = [
+            (answer(vec![], vec![]), "answered 0 sets for 1"),
+            (answer(vec![], vec![Some(1)]), "fewer labels"),
+            (
+                answer(vec![span((0, 1), (1, 1)); 2], vec![Some(1)]),
+                "more labels",
+            ),
+            (answer(vec![span((0, 1), (9, 1))], vec![Some(1)]), "outside"),
+            (
+                answer(vec![span((0, 1), (3, 1))], vec![Some(1)]),
+                "character boundary",
+            ),
+            (
+                answer(vec![span((0, 1), (1, 1)); 2], vec![Some(2)]),
+                "appears twice",
+            ),
+        ];
+        for (answer, expected) in cases {
+            match PackedAnswer::new(batch(), answer, 1 << 20) {
+                Err(PluginCallError::InvalidOutput(message)) => {
+                    assert!(message.contains(expected), "{message:?} lacks {expected:?}")
+                }
+                other => panic!("expected {expected:?}, got {other:?}"),
+            }
+        }
+        let big = answer(vec![span((0, 1), (1, 1))], vec![Some(1)]);
+        assert!(PackedAnswer::new(batch(), big, 4).is_err());
     }
 }

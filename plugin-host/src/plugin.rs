@@ -53,7 +53,7 @@ use wasmtime::component::InstancePre;
 use crate::bindings::{discovery, exporter, relabeler, remote_storage, types};
 use crate::capabilities::Capabilities;
 use crate::metrics::{Labels, MetricFamily, Sample};
-use crate::packed;
+use crate::packed::{self, PackedAnswer, PackedBatch};
 use crate::runtime::{PluginSpec, RuntimeInner};
 use crate::state::HostState;
 use crate::storage::{ReadQuery, Series, TargetGroup, WriteError};
@@ -347,6 +347,32 @@ impl Plugin {
                 Err(error) => return Ok(Err(PluginCallError::Guest(error.into()))),
             };
             Ok(packed::unpack(batch, &packed, answer, max_output_bytes))
+        })
+        .await
+    }
+
+    /// [`relabel`](Self::relabel) for callers that keep labels in their own
+    /// form: the batch is packed straight from the caller's strings and the
+    /// answer borrows the plugin's text, so no `String` is made per label
+    /// either way; unchanged sets are flagged so the caller can keep what it
+    /// has. Same contract checks and limits as `relabel`.
+    pub async fn relabel_packed(
+        &self,
+        batch: PackedBatch,
+    ) -> Result<PackedAnswer, PluginCallError> {
+        self.expect_kind(PluginKind::Relabeler)?;
+        let max_output_bytes = self.shared.limits.max_output_bytes;
+        self.call(move |store, bindings| {
+            let Bindings::Relabeler(relabeler) = bindings else {
+                return Ok(Err(PluginCallError::Internal(
+                    "instance of another kind".into(),
+                )));
+            };
+            let answer = match relabeler.call_relabel(store, &batch.inner)? {
+                Ok(answer) => answer,
+                Err(error) => return Ok(Err(PluginCallError::Guest(error.into()))),
+            };
+            Ok(PackedAnswer::new(batch, answer, max_output_bytes))
         })
         .await
     }
