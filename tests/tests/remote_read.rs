@@ -1,8 +1,9 @@
 //! Remote read, black-box: Ember's `POST /api/v1/read` answering Prometheus
 //! 2.42 (configured with `remote_read` pointing at Ember) and a client that
-//! asks for each response type.
+//! asks for each response type; and Ember's own `remote_read:` client
+//! reading from Prometheus into PromQL.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ember_remote::codec::{FrameReader, compress, decompress};
 use ember_remote::prompb::{
@@ -10,7 +11,7 @@ use ember_remote::prompb::{
     WriteRequest,
 };
 use ember_remote::xor::XorIterator;
-use ember_tests::{Ember, Options, Prometheus, http_client};
+use ember_tests::{Ember, Options, Prometheus, StaticTarget, http_client};
 use prost::Message;
 use serde_json::Value;
 
@@ -281,4 +282,58 @@ fn prometheus_reads_embers_data() {
         .collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got, want(&samples));
+}
+
+/// Ember's `remote_read:` client: PromQL over Prometheus's data merged with
+/// Ember's own, with `required_matchers` and `read_recent`.
+#[test]
+fn ember_reads_from_prometheus() {
+    let target = StaticTarget::start(vec![(
+        "/metrics",
+        "text/plain; version=0.0.4",
+        "# TYPE rr_peer_gauge gauge\nrr_peer_gauge 42\n".to_owned(),
+    )]);
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  external_labels:\n    origin: prom\n\
+         scrape_configs:\n  - job_name: peer\n    static_configs:\n      - targets: ['{}']\n",
+        target.address()
+    );
+    let Some(prometheus) = Prometheus::start(&config) else {
+        return;
+    };
+    let ember_config = format!(
+        "remote_read:\n\
+         \x20 - url: {url}/api/v1/read\n    name: all\n    read_recent: true\n\
+         \x20 - url: {url}/api/v1/read\n    name: gated\n    read_recent: true\n    required_matchers:\n      job: nope\n",
+        url = prometheus.url()
+    );
+    let ember = Ember::start(Options::with_config(ember_config));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body: Value = http_client(Duration::from_secs(30))
+            .get(format!("{}/api/v1/query", ember.base_url()))
+            .query(&[("query", "rr_peer_gauge")])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(body["status"], "success", "{body}");
+        let result = body["data"]["result"].as_array().unwrap();
+        if let Some(series) = result.first() {
+            // One series: the gated endpoint is not asked (its required
+            // matcher is absent from the query), and Prometheus's external
+            // label comes with the data.
+            assert_eq!(result.len(), 1, "{body}");
+            assert_eq!(series["metric"]["origin"], "prom", "{body}");
+            assert_eq!(series["metric"]["job"], "peer", "{body}");
+            assert_eq!(series["value"][1], "42", "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no remote data: {body}\n{}",
+            ember.logs_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
