@@ -29,6 +29,7 @@ pub mod http_client;
 pub mod logging;
 pub mod plugins;
 pub mod reload;
+pub mod remote_read_client;
 pub mod remote_write;
 pub mod scrape;
 pub mod self_metrics;

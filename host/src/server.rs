@@ -101,6 +101,14 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         .with_context(|| format!("opening the TSDB in {}", storage_dir.path().display()))?;
     tracing::info!(series = db.num_series(), "TSDB opened");
     let storage: Arc<dyn Storage> = Arc::new(db.clone());
+    // Queries read the local TSDB and the `remote_read` endpoints; appends
+    // go to the TSDB only.
+    let query_storage: Arc<dyn Storage> = {
+        let db = db.clone();
+        crate::remote_read_client::FanoutStorage::start(storage.clone(), &config, move || {
+            db.stats().lowest_timestamp.unwrap_or(i64::MAX)
+        })
+    };
 
     let registry = metrics.registry();
     let sd_metrics =
@@ -146,7 +154,7 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         quit: quit_tx,
         scrape: scrape.clone(),
         plugins: plugins.clone(),
-        storage: storage.clone(),
+        storage: query_storage,
         engine: Arc::new(ember_promql::engine::Engine::new(flags.engine_options())),
         query_slots: web::QuerySlots::new(flags.query_max_concurrency),
         otlp: web::OtlpReceiver::default(),
