@@ -26,6 +26,13 @@ pub struct Options {
     /// Where intermediate files go (cargo's target directory for Rust);
     /// default `<project>/target/`.
     pub target_dir: Option<PathBuf>,
+    /// The `componentize-py` program to use before looking at
+    /// `EMBER_COMPONENTIZE_PY`, the project's `.venv` and `PATH`.
+    pub componentize_py: Option<PathBuf>,
+    /// A directory whose `node_modules` has componentize-js, to use when the
+    /// project's own `node_modules` has none (before
+    /// `EMBER_COMPONENTIZE_JS_DIR`).
+    pub componentize_js_dir: Option<PathBuf>,
 }
 
 /// What a build made.
@@ -65,8 +72,8 @@ pub fn build(dir: &Path, options: &Options) -> Result<Built, ToolError> {
     let component = out_dir.join(format!("{}.wasm", manifest.name));
     let route = match manifest.language {
         Language::Rust => build_rust(dir, &manifest, &target_dir, &component)?,
-        Language::Python => build_python(dir, &manifest, &component)?,
-        Language::Js => build_js(dir, &manifest, &component)?,
+        Language::Python => build_python(dir, &manifest, options, &component)?,
+        Language::Js => build_js(dir, &manifest, options, &component)?,
         Language::C => build_c(dir, &manifest, &target_dir, &component)?,
     };
     let size = std::fs::metadata(&component)
@@ -238,9 +245,14 @@ fn kind_of(manifest: &Manifest) -> Result<&'static str, ToolError> {
         .ok_or_else(|| ToolError::Usage(format!("{}: no kind in the manifest", manifest.name)))
 }
 
-fn build_python(dir: &Path, manifest: &Manifest, component: &Path) -> Result<String, ToolError> {
+fn build_python(
+    dir: &Path,
+    manifest: &Manifest,
+    options: &Options,
+    component: &Path,
+) -> Result<String, ToolError> {
     let world = kind_of(manifest)?;
-    let mut candidates = Vec::new();
+    let mut candidates: Vec<PathBuf> = options.componentize_py.iter().cloned().collect();
     if let Some(path) = std::env::var_os("EMBER_COMPONENTIZE_PY") {
         candidates.push(PathBuf::from(path));
     }
@@ -290,7 +302,12 @@ const { component } = await componentize({
 await writeFile(env.EMBER_JS_OUT, component);
 "#;
 
-fn build_js(dir: &Path, manifest: &Manifest, component: &Path) -> Result<String, ToolError> {
+fn build_js(
+    dir: &Path,
+    manifest: &Manifest,
+    options: &Options,
+    component: &Path,
+) -> Result<String, ToolError> {
     let world = kind_of(manifest)?;
     let node = find_program(&[], "node").ok_or_else(|| ToolError::MissingTool {
         tool: "node".to_owned(),
@@ -299,6 +316,7 @@ fn build_js(dir: &Path, manifest: &Manifest, component: &Path) -> Result<String,
     })?;
     let package = "node_modules/@bytecodealliance/componentize-js";
     let mut module_dirs = vec![dir.to_owned()];
+    module_dirs.extend(options.componentize_js_dir.iter().cloned());
     if let Some(extra) = std::env::var_os("EMBER_COMPONENTIZE_JS_DIR") {
         module_dirs.push(PathBuf::from(extra));
     }

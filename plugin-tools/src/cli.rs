@@ -98,6 +98,7 @@ pub fn run(
                 &build::Options {
                     out_dir,
                     target_dir,
+                    ..build::Options::default()
                 },
             )?;
             writeln!(
