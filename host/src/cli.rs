@@ -67,6 +67,29 @@ pub struct ServerFlags {
     )]
     pub storage_path: PathBuf,
 
+    /// How long to retain samples in storage. Without this flag and without
+    /// `storage.tsdb.retention` in the configuration file, 15d (or none when
+    /// only a size limit is set). `0s` keeps them forever.
+    #[arg(long = "storage.tsdb.retention.time", value_name = "DURATION", value_parser = parse_duration_flag)]
+    pub retention_time: Option<Duration>,
+
+    /// Maximum number of bytes that can be stored for blocks, WAL and head
+    /// chunks together, with units B, KB, MB, GB, TB, PB, EB (powers of
+    /// 1024), e.g. `512MB`. The oldest blocks are deleted first. `0`: no
+    /// limit.
+    #[arg(long = "storage.tsdb.retention.size", value_name = "BYTES", value_parser = parse_bytes_flag)]
+    pub retention_size: Option<u64>,
+
+    /// Length of the blocks the head is cut into (the head holds about 1.5
+    /// times this). Short values are for tests.
+    #[arg(long = "storage.tsdb.min-block-duration", value_name = "DURATION", default_value = "2h", value_parser = parse_duration_flag)]
+    pub min_block_duration: Duration,
+
+    /// Longest block compaction produces. Default: 10% of the retention
+    /// time, at most 31d.
+    #[arg(long = "storage.tsdb.max-block-duration", value_name = "DURATION", value_parser = parse_duration_flag)]
+    pub max_block_duration: Option<Duration>,
+
     /// Address to listen on for the UI, API and telemetry.
     #[arg(
         long = "web.listen-address",
@@ -204,6 +227,15 @@ impl CorsOrigin {
     }
 }
 
+/// Byte sizes as Prometheus's `--storage.tsdb.retention.size`: a number
+/// with a unit, powers of 1024 (`512MB`); `0` alone means no limit.
+fn parse_bytes_flag(text: &str) -> Result<u64, String> {
+    if text == "0" {
+        return Ok(0);
+    }
+    ember_config::parse_size(text).map_err(|e| e.to_string())
+}
+
 /// Durations on the command line are Prometheus durations (`2m`, `1h30m`).
 fn parse_duration_flag(text: &str) -> Result<Duration, String> {
     ember_config::parse_duration(text).map_err(|e| e.to_string())
@@ -224,6 +256,37 @@ pub enum LogFormat {
 }
 
 impl ServerFlags {
+    /// The TSDB settings of the `--storage.tsdb.*` flags, with the
+    /// configuration file's `storage.tsdb.retention` where a flag is not
+    /// given: retention time from the flag, else the file, else 15d unless
+    /// a size limit is set; size likewise; the longest block 10% of the
+    /// retention (at most 31d) unless given; background compaction every
+    /// minute, or a quarter of the block length when that is shorter.
+    pub fn tsdb_options(&self, retention: &ember_config::RetentionConfig) -> ember_tsdb::DbOptions {
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let size = self.retention_size.unwrap_or(retention.size);
+        let time = self.retention_time.or(retention.time);
+        let retention_ms = match time {
+            Some(t) => millis(t),
+            None if size > 0 => 0,
+            None => ember_tsdb::DEFAULT_RETENTION_MS,
+        };
+        let block = millis(self.min_block_duration).max(1);
+        let max_block = self
+            .max_block_duration
+            .map_or_else(|| ember_tsdb::max_block_duration_for(retention_ms), millis);
+        let interval = (self.min_block_duration / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(60));
+        ember_tsdb::DbOptions {
+            block_duration_ms: block,
+            max_block_duration_ms: max_block.max(block),
+            retention_ms,
+            retention_bytes: size,
+            compaction_interval: Some(interval),
+            ..ember_tsdb::DbOptions::default()
+        }
+    }
+
     /// The engine settings the `--query.*` flags choose.
     pub fn engine_options(&self) -> EngineOptions {
         EngineOptions {
@@ -247,6 +310,26 @@ impl ServerFlags {
         vec![
             ("config.file", path(&self.config_file)),
             ("storage.tsdb.path", self.storage_path.display().to_string()),
+            (
+                "storage.tsdb.retention.time",
+                self.retention_time
+                    .map(ember_config::format_duration)
+                    .unwrap_or_else(|| "0s".into()),
+            ),
+            (
+                "storage.tsdb.retention.size",
+                self.retention_size.unwrap_or(0).to_string() + "B",
+            ),
+            (
+                "storage.tsdb.min-block-duration",
+                ember_config::format_duration(self.min_block_duration),
+            ),
+            (
+                "storage.tsdb.max-block-duration",
+                self.max_block_duration
+                    .map(ember_config::format_duration)
+                    .unwrap_or_default(),
+            ),
             ("web.listen-address", self.listen_address.to_string()),
             ("web.enable-lifecycle", self.enable_lifecycle.to_string()),
             ("web.enable-admin-api", self.enable_admin_api.to_string()),
@@ -339,6 +422,45 @@ mod tests {
         assert_eq!(s.query_max_samples, 50_000_000);
         assert_eq!(s.query_max_concurrency, 20);
         assert_eq!(s.query_lookback_delta, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn storage_flags_reach_the_tsdb_options() {
+        let defaults = Cli::try_parse_from(["ember"]).unwrap().server;
+        let o = defaults.tsdb_options(&ember_config::RetentionConfig::default());
+        assert_eq!(o.block_duration_ms, 2 * 3_600_000);
+        assert_eq!(o.retention_ms, 15 * 24 * 3_600_000);
+        assert_eq!(o.max_block_duration_ms, 36 * 3_600_000);
+        assert_eq!(o.retention_bytes, 0);
+        assert_eq!(o.compaction_interval, Some(Duration::from_secs(60)));
+
+        let s = Cli::try_parse_from([
+            "ember",
+            "--storage.tsdb.retention.size=1GB",
+            "--storage.tsdb.min-block-duration=2s",
+        ])
+        .expect("storage flags parse")
+        .server;
+        let o = s.tsdb_options(&ember_config::RetentionConfig::default());
+        // Only a size limit: no time limit.
+        assert_eq!((o.retention_ms, o.retention_bytes), (0, 1 << 30));
+        assert_eq!(o.block_duration_ms, 2_000);
+        assert_eq!(o.compaction_interval, Some(Duration::from_millis(500)));
+
+        // The configuration file applies where no flag is given.
+        let file = ember_config::RetentionConfig {
+            time: Some(Duration::from_secs(3_600)),
+            size: 5,
+            percentage: 0,
+        };
+        let o = defaults.tsdb_options(&file);
+        assert_eq!((o.retention_ms, o.retention_bytes), (3_600_000, 5));
+        let s = Cli::try_parse_from(["ember", "--storage.tsdb.retention.time=1d"])
+            .unwrap()
+            .server;
+        assert_eq!(s.tsdb_options(&file).retention_ms, 86_400_000);
+
+        assert!(Cli::try_parse_from(["ember", "--storage.tsdb.retention.size=lots"]).is_err());
     }
 
     #[test]

@@ -37,5 +37,6 @@ pub mod server;
 pub mod storage_dir;
 pub mod telemetry;
 pub mod tsdb_cli;
+pub mod tsdb_metrics;
 pub mod version;
 pub mod web;

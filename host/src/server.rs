@@ -85,14 +85,13 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
 
     // Opening the TSDB replays its WAL, which can take a while on a big
     // head; it is blocking work, so it runs off the async workers.
-    let db_options = DbOptions {
-        out_of_order_window_ms: config
-            .current()
-            .storage
-            .tsdb
-            .out_of_order_time_window
-            .as_millis() as i64,
-        ..DbOptions::default()
+    let db_options = {
+        let current = config.current();
+        DbOptions {
+            out_of_order_window_ms: current.storage.tsdb.out_of_order_time_window.as_millis()
+                as i64,
+            ..flags.tsdb_options(&current.storage.tsdb.retention)
+        }
     };
     let db_dir = storage_dir.path().to_path_buf();
     let db = tokio::task::spawn_blocking(move || Db::open(&db_dir, db_options))
@@ -100,6 +99,12 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         .context("opening the TSDB")?
         .with_context(|| format!("opening the TSDB in {}", storage_dir.path().display()))?;
     tracing::info!(series = db.num_series(), "TSDB opened");
+    metrics
+        .registry()
+        .register(Box::new(
+            crate::tsdb_metrics::TsdbCollector::new(db.clone()).context("TSDB metrics")?,
+        ))
+        .context("registering TSDB metrics")?;
     let storage: Arc<dyn Storage> = Arc::new(db.clone());
     // Queries read the local TSDB and the `remote_read` endpoints; appends
     // go to the TSDB only.
@@ -155,6 +160,7 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
         scrape: scrape.clone(),
         plugins: plugins.clone(),
         storage: query_storage,
+        tsdb: Some(db.clone()),
         engine: Arc::new(ember_promql::engine::Engine::new(flags.engine_options())),
         query_slots: web::QuerySlots::new(flags.query_max_concurrency),
         otlp: web::OtlpReceiver::default(),

@@ -8,6 +8,7 @@
 //! [`params`] its parameter parsing. Later issues add federation, remote
 //! write and the UI here.
 
+mod admin;
 pub mod api;
 #[cfg(test)]
 mod api_tests;
@@ -62,6 +63,9 @@ pub struct AppState {
     pub plugins: Arc<crate::plugins::PluginManager>,
     /// The storage the query and series APIs read.
     pub storage: Arc<dyn Storage>,
+    /// The local TSDB, for the admin API (`None` where the server runs on
+    /// another storage, as in some tests).
+    pub tsdb: Option<ember_tsdb::Db>,
     /// The PromQL engine.
     pub engine: Arc<Engine>,
     /// Bounds the API queries evaluating at once (`--query.max-concurrency`).
@@ -172,6 +176,18 @@ fn api_v1(state: &AppState) -> Router<AppState> {
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/scrape_pools", get(targets::scrape_pools))
         .route("/api/v1/plugins", get(plugins::plugins))
+        .route(
+            "/api/v1/admin/tsdb/delete_series",
+            post(admin::delete_series).put(admin::delete_series),
+        )
+        .route(
+            "/api/v1/admin/tsdb/clean_tombstones",
+            post(admin::clean_tombstones).put(admin::clean_tombstones),
+        )
+        .route(
+            "/api/v1/admin/tsdb/snapshot",
+            post(admin::snapshot).put(admin::snapshot),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             cors::cors,

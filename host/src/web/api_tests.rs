@@ -61,6 +61,7 @@ impl TestServer {
             plugins: crate::plugins::PluginManager::new(None, &prometheus::Registry::new())
                 .expect("plugin runtime"),
             storage,
+            tsdb: None,
             engine: Arc::new(Engine::new(flags.engine_options())),
             query_slots: QuerySlots::new(flags.query_max_concurrency),
             otlp: Default::default(),
