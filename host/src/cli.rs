@@ -39,6 +39,9 @@ pub enum Command {
     /// Tools for the storage: backfill, list and analyze blocks.
     #[command(subcommand)]
     Tsdb(crate::tsdb_cli::TsdbCommand),
+    /// Write, build and inspect WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(crate::plugin_cli::PluginCommand),
 }
 
 #[derive(Debug, Subcommand)]

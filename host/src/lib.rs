@@ -27,6 +27,7 @@ pub mod cli;
 pub mod discovery;
 pub mod http_client;
 pub mod logging;
+pub mod plugin_cli;
 pub mod plugins;
 pub mod reload;
 pub mod remote_read_client;

@@ -35,6 +35,19 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Plugin(command)) => {
+            match ember_host::plugin_cli::run(
+                command,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            ) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("ember plugin: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         None => {
             ember_host::logging::init(cli.server.log_level, cli.server.log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
