@@ -10,13 +10,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ember_model::relabel::{RelabelAction, RelabelConfig, RelabelRegex};
-use ember_remote::prompb;
 use ember_remote::prost::Message;
+use ember_remote::{prompb, writev2};
 use ember_remote_write::{
     Batch, Destination, ProgressFile, Protocol, Queue, QueueMetrics, QueueSettings, SendFuture,
     SendOutcome,
 };
-use ember_tsdb::wal::{PAGE_SIZE, Record, RefSample, RefSeries, Wal, WalOptions};
+use ember_tsdb::wal::{
+    MetricType, PAGE_SIZE, Record, RefMetadata, RefSample, RefSeries, Wal, WalOptions,
+};
 
 /// What the destination does with the next batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,8 @@ struct Recorder {
     behaviour: Mutex<Behaviour>,
     /// `series labels -> samples` as decoded from the 1.0 wire body.
     received: Mutex<BTreeMap<String, Vec<(i64, f64)>>>,
+    /// `metric name -> help` from 1.0 metadata requests and 2.0 series.
+    metadata: Mutex<BTreeMap<String, String>>,
     calls: AtomicU32,
 }
 
@@ -39,6 +43,7 @@ impl Recorder {
         Arc::new(Self {
             behaviour: Mutex::new(Behaviour::Accept),
             received: Mutex::new(BTreeMap::new()),
+            metadata: Mutex::new(BTreeMap::new()),
             calls: AtomicU32::new(0),
         })
     }
@@ -49,6 +54,29 @@ impl Recorder {
 
     fn total(&self) -> usize {
         self.received.lock().unwrap().values().map(Vec::len).sum()
+    }
+}
+
+impl Recorder {
+    fn record_v2(&self, raw: &[u8]) {
+        let request = writev2::Request::decode(raw).unwrap();
+        let symbol = |r: u32| request.symbols[r as usize].clone();
+        let mut received = self.received.lock().unwrap();
+        let mut metadata = self.metadata.lock().unwrap();
+        for series in &request.timeseries {
+            let labels: Vec<String> = series
+                .labels_refs
+                .chunks(2)
+                .map(|p| format!("{}={}", symbol(p[0]), symbol(p[1])))
+                .collect();
+            if let Some(m) = &series.metadata {
+                metadata.insert(labels[0].clone(), symbol(m.help_ref));
+            }
+            received
+                .entry(labels.join(","))
+                .or_default()
+                .extend(series.samples.iter().map(|s| (s.timestamp, s.value)));
+        }
     }
 }
 
@@ -73,7 +101,15 @@ impl Destination for Recorder {
             let raw = snap::raw::Decoder::new()
                 .decompress_vec(batch.payload())
                 .unwrap();
+            if batch.protocol() == Protocol::V2 {
+                self.record_v2(&raw);
+                return SendOutcome::Sent;
+            }
             let request = prompb::WriteRequest::decode(raw.as_slice()).unwrap();
+            let mut metadata = self.metadata.lock().unwrap();
+            for m in &request.metadata {
+                metadata.insert(m.metric_family_name.clone(), m.help.clone());
+            }
             let mut received = self.received.lock().unwrap();
             for series in request.timeseries {
                 let key = series
@@ -355,5 +391,57 @@ fn drop_rule() -> RelabelConfig {
         modulus: 0,
         replacement: "$1".into(),
         action: RelabelAction::Drop,
+    }
+}
+
+/// Logs help text for two series.
+fn log_metadata(wal: &mut Wal) {
+    let metadata: Vec<RefMetadata<'_>> = [1u64, 2]
+        .iter()
+        .map(|&series_ref| RefMetadata {
+            series_ref,
+            metric_type: MetricType::Counter,
+            unit: "",
+            help: "Things.",
+        })
+        .collect();
+    wal.log(&[Record::Metadata(&metadata)]).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_goes_in_its_own_requests_for_1_0_and_with_the_series_for_2_0() {
+    for protocol in [Protocol::V1, Protocol::V2] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = small_wal(dir.path());
+        let recorder = Recorder::new();
+        let mut settings = settings(dir.path());
+        settings.protocol = protocol;
+        settings.metadata.send_interval = Duration::from_millis(100);
+        let queue = Queue::start(settings, recorder.clone(), QueueMetrics::unregistered()).unwrap();
+        log_series(&mut wal);
+        log_metadata(&mut wal);
+        log_samples(&mut wal, now_ms(), 0..5);
+        wait_for("samples", Duration::from_secs(10), || {
+            recorder.total() >= 100
+        })
+        .await;
+        let key = match protocol {
+            Protocol::V1 => "m",
+            Protocol::V2 => "__name__=m",
+        };
+        wait_for("metadata", Duration::from_secs(10), || {
+            recorder
+                .metadata
+                .lock()
+                .unwrap()
+                .get(key)
+                .map(String::as_str)
+                == Some("Things.")
+        })
+        .await;
+        if protocol == Protocol::V1 {
+            assert!(queue.metrics().metadata_total.get() >= 1);
+        }
+        queue.stop(Duration::from_secs(5)).await;
     }
 }
