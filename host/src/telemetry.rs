@@ -16,7 +16,8 @@
 //!   `promql.start`/`promql.end`/`promql.step` (ms) and
 //!   `promql.samples_loaded`;
 //! - `scrape`: one scrape of one target, with `scrape.job` and
-//!   `scrape.target`.
+//!   `scrape.target`, and its children `scrape.fetch` (the HTTP fetch) and
+//!   `scrape.ingest` (parse, relabel, append).
 //!
 //! Export is OTLP/HTTP with protobuf (`client_type: http`) to
 //! `http(s)://<endpoint>/v1/traces` (`insecure` picks `http`), with the

@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ember_tests::{Ember, Options, http_client};
+use ember_tests::{Ember, Options, StaticTarget, http_client};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message as _;
@@ -51,11 +51,14 @@ fn pairs(attributes: &[KeyValue]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The path and `Content-Encoding` of each request received.
+type Requests = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// An OTLP/HTTP trace receiver on a loopback port.
 struct TraceReceiver {
     address: String,
     spans: Arc<Mutex<Vec<Received>>>,
-    requests: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    requests: Requests,
 }
 
 impl TraceReceiver {
@@ -202,7 +205,7 @@ fn wait_for_query_span(ember: &Ember, receiver: &TraceReceiver, promql: &str) ->
 #[test]
 fn a_query_is_traced_and_a_reload_moves_the_export() {
     let first = TraceReceiver::start();
-    let mut ember = Ember::start(Options::with_config(config(&first)));
+    let ember = Ember::start(Options::with_config(config(&first)));
 
     let span = wait_for_query_span(&ember, &first, "vector(1)");
     assert_eq!(span.attribute("promql.kind"), Some("instant"));
@@ -253,5 +256,55 @@ fn a_query_is_traced_and_a_reload_moves_the_export() {
             .spans()
             .iter()
             .any(|s| s.attribute("promql.query") == Some("vector(3)"))
+    );
+}
+
+#[test]
+fn a_scrape_is_traced_with_fetch_and_ingest() {
+    let receiver = TraceReceiver::start();
+    let target = StaticTarget::start(vec![(
+        "/metrics",
+        "text/plain; version=0.0.4",
+        "traced_metric 1\n".to_owned(),
+    )]);
+    let config = config(&receiver).replace(
+        "scrape_configs: []\n",
+        &format!(
+            "scrape_configs:\n  - job_name: traced\n    scrape_interval: 500ms\n    static_configs:\n      - targets: ['{}']\n",
+            target.address()
+        ),
+    );
+    let ember = Ember::start(Options::with_config(config));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let scrape = loop {
+        if let Some(span) = receiver.spans().into_iter().find(|s| s.name == "scrape") {
+            break span;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scrape span in 40s; logs:\n{}",
+            ember.logs_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(scrape.attribute("scrape.job"), Some("traced"));
+    assert_eq!(
+        scrape.attribute("scrape.target"),
+        Some(format!("http://{}/metrics", target.address()).as_str())
+    );
+    assert!(scrape.parent_span_id.is_empty());
+    let children: Vec<String> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.parent_span_id == scrape.span_id)
+        .map(|s| s.name)
+        .collect();
+    assert!(
+        children.contains(&"scrape.fetch".to_owned()),
+        "{children:?}"
+    );
+    assert!(
+        children.contains(&"scrape.ingest".to_owned()),
+        "{children:?}"
     );
 }

@@ -98,6 +98,21 @@ pub async fn run(
                 ts = expected;
             }
         }
+        // One root span per scrape for trace export (see crate::telemetry),
+        // with the fetch and the ingestion as children.
+        let span = tracing::info_span!(
+            target: crate::telemetry::TRACE_TARGET,
+            "scrape",
+            scrape.job = target.labels().get("job").unwrap_or(""),
+            scrape.target = target.url(),
+            otel.status_code = tracing::field::Empty,
+            error.message = tracing::field::Empty,
+        );
+        let fetch_span = tracing::info_span!(
+            target: crate::telemetry::TRACE_TARGET,
+            parent: &span,
+            "scrape.fetch"
+        );
         let scrape = async {
             match &context.exporter {
                 Some(exporter) => exporter.collect(&target, context.fetch.timeout).await,
@@ -105,7 +120,7 @@ pub async fn run(
             }
         };
         let fetched = tokio::select! {
-            fetched = scrape => fetched,
+            fetched = tracing::Instrument::instrument(scrape, fetch_span) => fetched,
             _ = stop.changed() => break *stop.borrow(),
         };
         let fetch_error = fetched.as_ref().err().map(|e| e.to_string());
@@ -119,7 +134,13 @@ pub async fn run(
             .take()
             .unwrap_or_else(|| ScrapeState::new(target.labels()));
         let ctx = context.clone();
+        let ingest_span = tracing::info_span!(
+            target: crate::telemetry::TRACE_TARGET,
+            parent: &span,
+            "scrape.ingest"
+        );
         let outcome = tokio::task::spawn_blocking(move || {
+            let _span = ingest_span.enter();
             let mut state = taken;
             let result = ingest_and_report(
                 &ctx,
@@ -148,7 +169,10 @@ pub async fn run(
         state = Some(returned);
         if let Some(error) = &error {
             tracing::debug!(target = target.url(), %error, "Scrape failed");
+            span.record("otel.status_code", "ERROR");
+            span.record("error.message", error.as_str());
         }
+        drop(span);
         target.report(started, started_instant.elapsed(), error.as_deref());
         last_ts = Some(ts);
     };
