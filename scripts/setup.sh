@@ -120,6 +120,11 @@ ensure_test_peers() {
         log "pip install prometheus-client"
         python3 -m pip install --quiet --disable-pip-version-check prometheus-client
     fi
+    # The OpenTelemetry Python SDK pushes OTLP metrics in tests/tests/otlp.rs.
+    if ! python3 -c 'import opentelemetry.sdk.metrics, opentelemetry.exporter.otlp.proto.http.metric_exporter' 2>/dev/null; then
+        log "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http"
+        python3 -m pip install --quiet --disable-pip-version-check opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
+    fi
 }
 
 # Versions of the plugin build tools; scripts/build-plugins.sh rebuilds
