@@ -9,7 +9,8 @@
 #   - with --test-peers: the real programs the black-box tests talk to
 #     (Prometheus 2.42 with promtool, node_exporter, InfluxDB 1.x,
 #     VictoriaMetrics for the storage comparison bench) from
-#     Debian, and the Python client library for an instrumented test app;
+#     Debian, the Python client library for an instrumented test app, and
+#     the OpenTelemetry Python SDK with its OTLP/HTTP exporter;
 #   - with --plugin-toolchains: what plugins in other languages build with
 #     (clang, lld and wasi-libc from Debian for C; componentize-py from PyPI
 #     in a venv at target/plugin-toolchain/python; componentize-js from npm
