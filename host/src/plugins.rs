@@ -591,3 +591,6 @@ fn wit_version(bytes: &[u8]) -> Option<String> {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

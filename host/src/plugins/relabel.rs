@@ -74,53 +74,106 @@ impl RelabelPipeline {
         manager: &PluginManager,
         batch: Vec<Labels>,
     ) -> Result<Vec<Option<Labels>>, PluginUseError> {
-        let mut sets: Vec<Option<Labels>> = batch.into_iter().map(Some).collect();
+        let relabeled = self.run_batch(manager, &batch).await?;
+        Ok(relabeled
+            .into_iter()
+            .zip(batch)
+            .map(|(relabeled, input)| match relabeled {
+                Relabeled::Dropped => None,
+                Relabeled::Same => Some(input),
+                Relabeled::Changed(labels) => Some(labels),
+            })
+            .collect())
+    }
+
+    /// [`run`](Self::run), telling which sets came out exactly as they went
+    /// in, so that the scrape path can keep a series' cached hash and storage
+    /// reference. Label sets cross into a plugin packed straight from their
+    /// bytes and unchanged ones come back without being rebuilt.
+    pub async fn run_batch(
+        &self,
+        manager: &PluginManager,
+        batch: &[Labels],
+    ) -> Result<Vec<Relabeled>, PluginUseError> {
+        let mut out: Vec<Relabeled> = vec![Relabeled::Same; batch.len()];
         for segment in &self.segments {
             match segment {
                 Segment::Rules(rules) => {
-                    for set in &mut sets {
-                        if let Some(labels) = set {
-                            *set = relabel::process_labels(labels, rules);
-                        }
+                    for (input, state) in batch.iter().zip(out.iter_mut()) {
+                        let current = match state {
+                            Relabeled::Dropped => continue,
+                            Relabeled::Same => input,
+                            Relabeled::Changed(labels) => &*labels,
+                        };
+                        *state = match relabel::process_labels(current, rules) {
+                            None => Relabeled::Dropped,
+                            Some(labels) if labels == *input => Relabeled::Same,
+                            Some(labels) => Relabeled::Changed(labels),
+                        };
                     }
                 }
-                Segment::Plugin(name) => call_plugin(manager, name, &mut sets).await?,
+                Segment::Plugin(name) => call_plugin(manager, name, batch, &mut out).await?,
             }
         }
-        Ok(sets)
+        Ok(out)
     }
 }
 
-/// One plugin call over the live sets of `sets`, written back in place.
+/// What a pipeline did to one label set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Relabeled {
+    /// A step dropped it.
+    Dropped,
+    /// It came out as it went in.
+    Same,
+    /// It came out as these labels.
+    Changed(Labels),
+}
+
+/// One plugin call over the live sets, written back in place.
 async fn call_plugin(
     manager: &PluginManager,
     name: &str,
-    sets: &mut [Option<Labels>],
+    inputs: &[Labels],
+    sets: &mut [Relabeled],
 ) -> Result<(), PluginUseError> {
-    let live: Vec<usize> = (0..sets.len()).filter(|&i| sets[i].is_some()).collect();
+    let call_error = |source| PluginUseError::Call {
+        name: name.to_owned(),
+        source,
+    };
+    let mut live: Vec<usize> = Vec::with_capacity(sets.len());
+    let mut batch = ember_plugin_host::PackedBatch::new();
+    for (index, state) in sets.iter().enumerate() {
+        let labels = match state {
+            Relabeled::Dropped => continue,
+            Relabeled::Same => &inputs[index],
+            Relabeled::Changed(labels) => labels,
+        };
+        batch.push_set(labels.iter()).map_err(call_error)?;
+        live.push(index);
+    }
     if live.is_empty() {
         return Ok(());
     }
     let plugin = manager.get(name)?;
-    let batch: Vec<ember_plugin_host::Labels> = live
-        .iter()
-        .filter_map(|&i| sets[i].as_ref())
-        .map(|labels| {
-            labels
-                .iter()
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect();
-    let answer = manager.timed(&plugin, plugin.relabel(batch)).await?;
-    for (&index, relabeled) in live.iter().zip(answer) {
-        sets[index] = match relabeled {
-            None => None,
-            Some(pairs) => Some(Labels::new(pairs).map_err(|error| PluginUseError::Call {
-                name: name.to_owned(),
-                source: ember_plugin_host::PluginCallError::InvalidOutput(error.to_string()),
-            })?),
-        };
+    let answer = manager.timed(&plugin, plugin.relabel_packed(batch)).await?;
+    for (position, &index) in live.iter().enumerate() {
+        match answer.get(position) {
+            None => sets[index] = Relabeled::Dropped,
+            Some(set) if set.is_unchanged() => {}
+            Some(set) => {
+                let labels = Labels::new(set.iter()).map_err(|error| {
+                    call_error(ember_plugin_host::PluginCallError::InvalidOutput(
+                        error.to_string(),
+                    ))
+                })?;
+                sets[index] = if labels == inputs[index] {
+                    Relabeled::Same
+                } else {
+                    Relabeled::Changed(labels)
+                };
+            }
+        }
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ use ember_model::relabel;
 use std::sync::Arc;
 
 use crate::plugins::PluginManager;
-use crate::plugins::relabel::RelabelPipeline;
+use crate::plugins::relabel::{RelabelPipeline, Relabeled};
 
 /// Per-pool settings that shape ingestion.
 #[derive(Debug, Clone)]
@@ -47,6 +47,19 @@ pub struct IngestSettings {
     pub metric_relabel_plugins: Option<PluginRelabel>,
     pub limits: ScrapeLimits,
     pub validation: NameValidationScheme,
+}
+
+/// One parsed sample waiting for the scrape's relabel plugin call.
+struct PendingSample {
+    /// The series as the target wrote it (its cache key), kept only while
+    /// its storage reference is unknown, to record it after the append.
+    raw: Option<Box<[u8]>>,
+    hash: u64,
+    series_ref: Option<SeriesRef>,
+    t: i64,
+    value: f64,
+    explicit: bool,
+    exemplar: Option<Exemplar>,
 }
 
 /// A metric relabel pipeline with plugin steps, and the plugins it calls.
@@ -130,6 +143,10 @@ enum CacheEntry {
     /// on every scrape.
     Unrelabeled {
         labels: Labels,
+        /// The hash and storage reference of `labels`, for when the
+        /// pipeline leaves the set as it is (the common case).
+        hash: u64,
+        series_ref: Option<SeriesRef>,
         last_seen: u64,
     },
 }
@@ -371,7 +388,7 @@ impl ScrapeState {
             OpenMetricsOptions::prometheus_compatible(),
         );
         let mut batch: Vec<Labels> = Vec::new();
-        let mut samples: Vec<(i64, f64, bool, Option<Exemplar>)> = Vec::new();
+        let mut samples: Vec<PendingSample> = Vec::new();
         loop {
             let series = match parser.next_entry()? {
                 Entry::Series(series) => series,
@@ -396,24 +413,32 @@ impl ScrapeState {
                 .then_some(series.timestamp_ms)
                 .flatten();
             let t = explicit_ts.unwrap_or(scrape_ts);
-            let labels = match self.cache.get_mut(series.raw) {
-                Some(CacheEntry::Unrelabeled { labels, last_seen }) => {
+            let (labels, hash, series_ref) = match self.cache.get_mut(series.raw) {
+                Some(CacheEntry::Unrelabeled {
+                    labels,
+                    hash,
+                    series_ref,
+                    last_seen,
+                }) => {
                     *last_seen = iteration;
-                    labels.clone()
+                    (labels.clone(), *hash, *series_ref)
                 }
                 _ => {
                     let Some(labels) = self.build_labels(series.name, series.labels, settings)?
                     else {
                         continue;
                     };
+                    let hash = labels.hash();
                     self.cache.insert(
                         series.raw.into(),
                         CacheEntry::Unrelabeled {
                             labels: labels.clone(),
+                            hash,
+                            series_ref: None,
                             last_seen: iteration,
                         },
                     );
-                    labels
+                    (labels, hash, None)
                 }
             };
             let exemplar = series.exemplar.map(|exemplar| Exemplar {
@@ -422,41 +447,71 @@ impl ScrapeState {
                 ts: Some(exemplar.timestamp_ms.unwrap_or(t)),
             });
             batch.push(labels);
-            samples.push((t, series.value, explicit_ts.is_some(), exemplar));
+            samples.push(PendingSample {
+                raw: series_ref.is_none().then(|| series.raw.into()),
+                hash,
+                series_ref,
+                t,
+                value: series.value,
+                explicit: explicit_ts.is_some(),
+                exemplar,
+            });
         }
         let relabeled = tokio::runtime::Handle::current()
-            .block_on(plugins.pipeline.run(&plugins.manager, batch))
+            .block_on(plugins.pipeline.run_batch(&plugins.manager, &batch))
             .map_err(|error| IngestError::Plugin(error.to_string()))?;
-        for (labels, (t, value, explicit, exemplar)) in relabeled.into_iter().zip(samples) {
-            let Some(labels) = labels.filter(|labels| !labels.is_empty()) else {
-                continue;
+        for ((relabeled, unrelabeled), sample) in relabeled.into_iter().zip(batch).zip(samples) {
+            // Unchanged sets keep the hash and storage reference cached with
+            // them; rewritten ones are hashed and looked up.
+            let (labels, hash, cached_ref, same) = match relabeled {
+                Relabeled::Dropped => continue,
+                Relabeled::Same => (unrelabeled, sample.hash, sample.series_ref, true),
+                Relabeled::Changed(labels) => {
+                    let hash = labels.hash();
+                    let known = self
+                        .previous
+                        .get(&hash)
+                        .filter(|(previous, _)| *previous == labels)
+                        .and_then(|(_, series_ref)| *series_ref);
+                    (labels, hash, known, false)
+                }
             };
+            if labels.is_empty() {
+                continue;
+            }
             if labels.metric_name().is_none() {
                 return Err(IngestError::InvalidNames(format!(
                     "{labels} has no metric name"
                 )));
             }
-            check_limits(&labels, &settings.limits)?;
+            if !same || cached_ref.is_none() {
+                check_limits(&labels, &settings.limits)?;
+            }
             stats.post_relabel += 1;
             let limit = settings.limits.sample_limit;
             if limit > 0 && stats.post_relabel > limit {
                 return Err(IngestError::SampleLimit);
             }
-            let hash = labels.hash();
-            let known = self
-                .previous
-                .get(&hash)
-                .filter(|(previous, _)| *previous == labels)
-                .map(|(_, series_ref)| *series_ref);
-            if known.is_none() {
+            // A set appended before under its cached reference is not new.
+            let appended_before = same && cached_ref.is_some();
+            if !appended_before && !self.previous.contains_key(&hash) {
                 stats.series_added += 1;
             }
-            match app.append(known.flatten(), &labels, t, value) {
+            match app.append(cached_ref, &labels, sample.t, sample.value) {
                 Ok(series_ref) => {
-                    if let Some(exemplar) = &exemplar {
+                    if same
+                        && cached_ref != Some(series_ref)
+                        && let Some(raw) = &sample.raw
+                        && let Some(CacheEntry::Unrelabeled {
+                            series_ref: slot, ..
+                        }) = self.cache.get_mut(raw)
+                    {
+                        *slot = Some(series_ref);
+                    }
+                    if let Some(exemplar) = &sample.exemplar {
                         let _ = app.append_exemplar(Some(series_ref), &labels, exemplar);
                     }
-                    if !explicit || settings.track_timestamps_staleness {
+                    if !sample.explicit || settings.track_timestamps_staleness {
                         self.current.insert(hash, (labels, Some(series_ref)));
                     }
                 }
