@@ -12,6 +12,34 @@ use super::bstream::{BitReader, BitWriter, EndOfStream};
 /// as "this series ended". It must survive encoding bit for bit.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
+/// The float chunk encodings, named by the encoding byte that head chunk
+/// files and block chunk files store beside each chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// `0x81`: the first float chunk encoding (phase-following timestamp
+    /// tracker, decimals by division only).
+    Xor = 0x81,
+    /// `0x82`: grid timestamp predictor and three ways of turning a decimal
+    /// integer into a value (see chunks.md, "Encoding 2").
+    Xor2 = 0x82,
+}
+
+impl Encoding {
+    /// The encoding of an encoding byte, if it is one of these.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            0x81 => Some(Self::Xor),
+            0x82 => Some(Self::Xor2),
+            _ => None,
+        }
+    }
+
+    /// The encoding byte.
+    pub fn byte(self) -> u8 {
+        self as u8
+    }
+}
+
 /// Bytes before the bit stream: the big-endian sample count.
 const HEADER_LEN: usize = 2;
 
@@ -48,9 +76,28 @@ const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
 /// outliers (see "Timestamps" in the format page).
 const SMALL_RESIDUAL: std::ops::RangeInclusive<i64> = -31..=31;
 
+/// How a decimal-mode integer `m` at scale `k` becomes a value (see
+/// "Short decimals" in the format page). Encoding 1 knows only [`OP_DIV`].
+const OP_DIV: u8 = 0;
+/// `m * 10^-k`, with `10^-k` the double nearest to it (`ms * 0.001`).
+const OP_MUL: u8 = 1;
+/// `(m / 1000) / 10^(k-3)`, for `k >= 3` (`us / 1000 / 1000`).
+const OP_DIV_DIV: u8 = 2;
+/// Operations an encoder of encoding 2 tries, in order of preference.
+const OPS: [u8; 3] = [OP_DIV, OP_MUL, OP_DIV_DIV];
+
 /// Returns `m` if `v` is exactly `m / 10^k` under IEEE division.
 #[inline]
 fn decimal_at(v: f64, k: u8) -> Option<i64> {
+    decimal_at_op(v, k, OP_DIV)
+}
+
+/// Returns `m` if `v` is exactly `m` at scale `k` under `op`.
+#[inline]
+fn decimal_at_op(v: f64, k: u8, op: u8) -> Option<i64> {
+    if op == OP_DIV_DIV && k < 3 {
+        return None;
+    }
     let power = POW10_F64[usize::from(k)];
     let scaled = (v * power).round();
     if !scaled.is_finite() || scaled.abs() > MAX_EXACT_INT {
@@ -58,7 +105,7 @@ fn decimal_at(v: f64, k: u8) -> Option<i64> {
     }
     // `scaled` is an integer of at most 2^53 in magnitude, so the cast is exact.
     let m = scaled as i64;
-    ((m as f64 / power).to_bits() == v.to_bits()).then_some(m)
+    (decimal_value_op(m, k, op).to_bits() == v.to_bits()).then_some(m)
 }
 
 /// The smallest scale at or above `from` at which `v` is a short decimal.
@@ -66,9 +113,25 @@ fn smallest_scale(v: f64, from: u8) -> Option<(u8, i64)> {
     (from..=MAX_SCALE).find_map(|k| decimal_at(v, k).map(|m| (k, m)))
 }
 
+/// The smallest scale at or above `from` at which `v` is a short decimal
+/// under `op`.
+fn smallest_scale_op(v: f64, from: u8, op: u8) -> Option<(u8, i64)> {
+    (from..=MAX_SCALE).find_map(|k| decimal_at_op(v, k, op).map(|m| (k, m)))
+}
+
 #[inline]
 fn decimal_value(m: i64, k: u8) -> f64 {
     m as f64 / POW10_F64[usize::from(k)]
+}
+
+#[inline]
+fn decimal_value_op(m: i64, k: u8, op: u8) -> f64 {
+    match op {
+        OP_DIV => decimal_value(m, k),
+        // 1 / 10^k is correctly rounded, so it is the double nearest 10^-k.
+        OP_MUL => m as f64 * (1.0 / POW10_F64[usize::from(k)]),
+        _ => m as f64 / 1000.0 / POW10_F64[usize::from(k.saturating_sub(3))],
+    }
 }
 
 /// A fixed-point time: whole milliseconds plus `frac` 64ths of one.
@@ -121,14 +184,40 @@ struct TimeTracker {
     interval: Fixed,
     /// Sign of the previous residual if it was an outlier, else 0.
     last_outlier: i8,
+    /// Encoding 2: stay on the grid (see "Encoding 2" in the format page).
+    grid: bool,
+    /// Encoding 2: the previous residual and how many equal non-zero
+    /// residuals ended with it.
+    last_residual: i64,
+    same: u8,
+}
+
+/// Encoding 2 re-anchors the grid after this many equal non-zero residuals.
+const GRID_REANCHOR: u8 = 3;
+
+/// Encoding 2's first interval: `t1 - t0` rounded to a whole second or
+/// 100 ms if within 10 ms of one, so that the jitter of `t0` and `t1` does
+/// not become a drift of every later prediction.
+fn snapped_interval(delta: i64) -> i64 {
+    for unit in [1000, 100] {
+        let rounded = (delta + unit / 2).div_euclid(unit) * unit;
+        if rounded > 0 && (delta - rounded).abs() <= 10 {
+            return rounded;
+        }
+    }
+    delta
 }
 
 impl TimeTracker {
-    fn new(t0: i64, t1: i64) -> Self {
+    fn new(t0: i64, t1: i64, grid: bool) -> Self {
+        let delta = t1.wrapping_sub(t0);
         Self {
             expected: Fixed::whole(t1),
-            interval: Fixed::whole(t1.wrapping_sub(t0)),
+            interval: Fixed::whole(if grid { snapped_interval(delta) } else { delta }),
             last_outlier: 0,
+            grid,
+            last_residual: 0,
+            same: 0,
         }
     }
 
@@ -141,6 +230,10 @@ impl TimeTracker {
 
     #[inline]
     fn update(&mut self, predicted: Fixed, t: i64, prev_t: i64, residual: i64) {
+        if self.grid {
+            self.update_grid(predicted, t, prev_t, residual);
+            return;
+        }
         if SMALL_RESIDUAL.contains(&residual) {
             // alpha = 1/4 and beta = 1/32, in 64ths of a millisecond.
             self.expected = predicted.add_64ths(16 * residual);
@@ -157,6 +250,39 @@ impl TimeTracker {
             self.last_outlier = 0;
         } else {
             // A lone late or early sample: keep the grid, ignore the sample.
+            self.expected = predicted;
+            self.last_outlier = sign;
+        }
+    }
+
+    /// Encoding 2: small residuals are jitter around a fixed grid and do not
+    /// move it, unless the same non-zero residual comes [`GRID_REANCHOR`]
+    /// times in a row (the grid is elsewhere, e.g. `t1` was off it).
+    #[inline]
+    fn update_grid(&mut self, predicted: Fixed, t: i64, prev_t: i64, residual: i64) {
+        let repeated = residual != 0 && residual == self.last_residual;
+        self.same = if repeated {
+            self.same.saturating_add(1)
+        } else {
+            1
+        };
+        self.last_residual = residual;
+        if SMALL_RESIDUAL.contains(&residual) {
+            self.last_outlier = 0;
+            if residual != 0 && self.same >= GRID_REANCHOR {
+                self.expected = Fixed::whole(t);
+                self.same = 0;
+            } else {
+                self.expected = predicted;
+            }
+            return;
+        }
+        let sign = residual.signum() as i8;
+        if self.last_outlier == sign {
+            self.expected = Fixed::whole(t);
+            self.interval = Fixed::whole(t.wrapping_sub(prev_t));
+            self.last_outlier = 0;
+        } else {
             self.expected = predicted;
             self.last_outlier = sign;
         }
@@ -186,6 +312,10 @@ struct Decimal {
     /// previous delta; the cheaper predictor is used for the next value.
     cost_delta: i32,
     cost_dod: i32,
+    /// How `m` becomes a value ([`OP_DIV`] in encoding 1).
+    op: u8,
+    /// Encoding 2: re-scales carry an operation.
+    ops: bool,
 }
 
 /// Largest residual shift; fits the 5-bit field.
@@ -200,6 +330,8 @@ impl Decimal {
             shift: shift_of(m),
             cost_delta: 0,
             cost_dod: 0,
+            op: OP_DIV,
+            ops: false,
         }
     }
 
@@ -227,7 +359,11 @@ impl Decimal {
 
     #[inline]
     fn value(&self) -> f64 {
-        decimal_value(self.m, self.scale)
+        if self.op == OP_DIV {
+            decimal_value(self.m, self.scale)
+        } else {
+            decimal_value_op(self.m, self.scale, self.op)
+        }
     }
 }
 
@@ -356,6 +492,7 @@ pub struct XorChunk {
     writer: BitWriter,
     num_samples: u16,
     state: Option<SeriesState>,
+    encoding: Encoding,
 }
 
 impl Default for XorChunk {
@@ -368,9 +505,23 @@ impl XorChunk {
     /// Most samples a chunk can hold (the header's count is a `u16`).
     pub const MAX_SAMPLES: u16 = u16::MAX;
 
-    /// An empty chunk.
+    /// An empty chunk in encoding 1 ([`Encoding::Xor`]).
     pub fn new() -> Self {
         Self::with_capacity(128)
+    }
+
+    /// An empty chunk in `encoding` with room for `bytes` bytes before it
+    /// reallocates.
+    pub fn with_encoding(encoding: Encoding, bytes: usize) -> Self {
+        Self {
+            encoding,
+            ..Self::with_capacity(bytes)
+        }
+    }
+
+    /// The chunk's encoding.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
     }
 
     /// An empty chunk with room for `bytes` bytes before it reallocates.
@@ -381,6 +532,7 @@ impl XorChunk {
             writer: BitWriter::with_header(&[0; HEADER_LEN], bytes),
             num_samples: 0,
             state: None,
+            encoding: Encoding::Xor,
         }
     }
 
@@ -391,8 +543,16 @@ impl XorChunk {
     /// [`ChunkError`] if the bytes are not a well-formed chunk, including
     /// bytes left over after the last sample's padding.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, ChunkError> {
+        Self::from_bytes_with(Encoding::Xor, bytes)
+    }
+
+    /// Like [`XorChunk::from_bytes`] for bytes in `encoding`.
+    ///
+    /// # Errors
+    /// As [`XorChunk::from_bytes`].
+    pub fn from_bytes_with(encoding: Encoding, bytes: Vec<u8>) -> Result<Self, ChunkError> {
         let (state, end_bit, num_samples) = {
-            let mut it = XorIterator::new(&bytes)?;
+            let mut it = XorIterator::with_encoding(&bytes, encoding)?;
             while it.next() {}
             if let Some(err) = it.err() {
                 return Err(err.clone());
@@ -410,6 +570,7 @@ impl XorChunk {
             writer: BitWriter::resume(bytes, free),
             num_samples,
             state,
+            encoding,
         })
     }
 
@@ -441,7 +602,7 @@ impl XorChunk {
 
     /// An iterator over the samples, positioned before the first one.
     pub fn iter(&self) -> XorIterator<'_> {
-        XorIterator::from_valid(self.writer.bytes(), self.num_samples)
+        XorIterator::from_valid(self.writer.bytes(), self.num_samples, self.encoding)
     }
 
     /// Appends a sample.
@@ -458,13 +619,27 @@ impl XorChunk {
             return Err(ChunkError::Full);
         }
         let w = &mut self.writer;
+        let v2 = self.encoding == Encoding::Xor2;
         match self.state.as_mut() {
             None => {
                 w.write_varint(t);
-                let mode = match smallest_scale(v, 0) {
-                    Some((scale, m)) => {
-                        let decimal = Decimal::new(scale, m);
+                let first = if v2 {
+                    OPS.iter()
+                        .filter_map(|&op| smallest_scale_op(v, 0, op).map(|(k, m)| (k, op, m)))
+                        .min_by_key(|&(k, _, _)| k)
+                        .map(|(k, op, m)| (k, m, op))
+                } else {
+                    smallest_scale(v, 0).map(|(k, m)| (k, m, OP_DIV))
+                };
+                let mode = match first {
+                    Some((scale, m, op)) => {
+                        let mut decimal = Decimal::new(scale, m);
+                        decimal.op = op;
+                        decimal.ops = v2;
                         w.write_bit(false);
+                        if v2 {
+                            w.write_bits(u64::from(op), 2);
+                        }
                         w.write_bits(u64::from(scale), 4);
                         w.write_varint(m);
                         w.write_bits(u64::from(decimal.shift), 5);
@@ -491,7 +666,7 @@ impl XorChunk {
                 match state.tracker.as_mut() {
                     None => {
                         w.write_varint(t.wrapping_sub(state.prev_t));
-                        state.tracker = Some(TimeTracker::new(state.prev_t, t));
+                        state.tracker = Some(TimeTracker::new(state.prev_t, t, v2));
                     }
                     Some(tracker) => {
                         let (predicted, rounded) = tracker.predict();
@@ -514,10 +689,29 @@ impl XorChunk {
 /// scale, if `v` is a short decimal at a larger scale and re-scaling does
 /// not overflow.
 fn rescale(dec: &Decimal, v: f64) -> Option<(Decimal, i64)> {
-    let (scale, new_m) = smallest_scale(v, dec.scale + 1)?;
+    let (scale, new_m, op) = if dec.ops {
+        // The current operation at a larger scale, or another operation at
+        // this scale or larger: the smallest scale wins, the current
+        // operation on a tie.
+        std::iter::once(dec.op)
+            .chain(OPS.into_iter().filter(|&op| op != dec.op))
+            .filter_map(|op| {
+                let from = if op == dec.op {
+                    dec.scale + 1
+                } else {
+                    dec.scale
+                };
+                smallest_scale_op(v, from, op).map(|(k, m)| (k, m, op))
+            })
+            .min_by_key(|&(k, _, _)| k)?
+    } else {
+        let (k, m) = smallest_scale(v, dec.scale + 1)?;
+        (k, m, OP_DIV)
+    };
     let factor = POW10_I64[usize::from(scale - dec.scale)];
     let rescaled = Decimal {
         scale,
+        op,
         m: dec.m.checked_mul(factor)?,
         delta: dec.delta.checked_mul(factor)?,
         ..*dec
@@ -531,40 +725,113 @@ fn write_escape(w: &mut BitWriter, kind: u64) {
     w.write_bits(kind, 2);
 }
 
+/// Encoding 2: a unary prefix of this many ones introduces an escape. The
+/// longest exp-Golomb prefix of a 24-bit residual is 25 ones.
+const RICE_ESCAPE_ONES: u32 = 28;
+/// Largest exp-Golomb order.
+const MAX_RICE_K: i32 = 30;
+/// The order is the running bit length of the residuals plus this.
+const RICE_K_BIAS: i32 = 0;
+
+#[inline]
+fn zigzag(x: i64) -> u64 {
+    ((x << 1) ^ (x >> 63)) as u64
+}
+
+#[inline]
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+impl Decimal {
+    /// Encoding 2's Rice parameter for the next residual: the running bit
+    /// length of the chosen predictor's residuals, less the shift.
+    #[inline]
+    fn rice_k(&self) -> u32 {
+        let bits = (self.cost_delta.min(self.cost_dod) + 8) >> 4;
+        (bits - i32::from(self.shift) + RICE_K_BIAS).clamp(0, MAX_RICE_K) as u32
+    }
+}
+
+/// Writes an escape of either encoding.
+#[inline]
+fn write_escape_of(w: &mut BitWriter, ops: bool, kind: u64) {
+    if ops {
+        w.write_bits((1 << RICE_ESCAPE_ONES) - 1, RICE_ESCAPE_ONES);
+        w.write_bits(kind, 3);
+    } else {
+        write_escape(w, kind);
+    }
+}
+
+/// Writes a shifted residual in the ordinary value code of the chunk's
+/// encoding: buckets (1) or a Rice code with parameter `dec.rice_k()` (2).
+#[inline]
+fn write_value_residual(w: &mut BitWriter, dec: &Decimal, residual: i64) {
+    if !dec.ops {
+        write_bucketed(w, &RESIDUAL_BUCKETS, ESCAPE_ONES, residual);
+        return;
+    }
+    // Exp-Golomb of order k: n = (u >> k) + 1 has l + 1 significant bits;
+    // l ones and a zero, the l bits of n below its top bit, the k low bits
+    // of u. The caller guarantees a residual of at most 24 bits, so l < 26.
+    let k = dec.rice_k();
+    let u = zigzag(residual);
+    let n = (u >> k) + 1;
+    let l = 63 - n.leading_zeros();
+    w.write_bits((1u64 << (l + 1)) - 2, l + 1);
+    if l > 0 {
+        w.write_bits(n & ((1u64 << l) - 1), l);
+    }
+    if k > 0 {
+        w.write_bits(u & ((1u64 << k) - 1), k);
+    }
+}
+
+/// Writes the shifted residual that follows a re-scale or re-shift escape.
+#[inline]
+fn write_plain_value_residual(w: &mut BitWriter, ops: bool, residual: i64) {
+    if ops {
+        w.write_varint(residual);
+    } else {
+        write_bucketed(w, &RESIDUAL_BUCKETS, ESCAPE_ONES, residual);
+    }
+}
+
 /// Appends the value code of a sample after the first.
 #[inline]
 fn encode_value(w: &mut BitWriter, mode: &mut ValueMode, v: f64) {
     match mode {
         ValueMode::Decimal(dec) => {
-            if let Some(new_m) = decimal_at(v, dec.scale) {
+            if let Some(new_m) = decimal_at_op(v, dec.scale, dec.op) {
                 let residual = new_m.wrapping_sub(dec.predict());
                 let shift = shift_of(residual).min(dec.shift);
                 if fits_signed(residual >> shift, MAX_DECIMAL_RESIDUAL_BITS) {
                     if shift < dec.shift {
-                        write_escape(w, ESCAPE_RESHIFT);
+                        write_escape_of(w, dec.ops, ESCAPE_RESHIFT);
                         w.write_bits(u64::from(shift), 5);
                         dec.shift = shift;
+                        write_plain_value_residual(w, dec.ops, residual >> shift);
+                    } else {
+                        write_value_residual(w, dec, residual >> shift);
                     }
-                    write_bucketed(w, &RESIDUAL_BUCKETS, ESCAPE_ONES, residual >> shift);
                     dec.update(new_m);
                     return;
                 }
             } else if v.to_bits() == STALE_NAN_BITS {
-                write_escape(w, ESCAPE_STALE);
+                write_escape_of(w, dec.ops, ESCAPE_STALE);
                 return;
             } else if let Some((mut rescaled, new_m)) = rescale(dec, v) {
                 let residual = new_m.wrapping_sub(rescaled.predict());
                 rescaled.shift = shift_of(residual);
                 if fits_signed(residual >> rescaled.shift, MAX_DECIMAL_RESIDUAL_BITS) {
-                    write_escape(w, ESCAPE_RESCALE);
+                    write_escape_of(w, rescaled.ops, ESCAPE_RESCALE);
+                    if rescaled.ops {
+                        w.write_bits(u64::from(rescaled.op), 2);
+                    }
                     w.write_bits(u64::from(rescaled.scale), 4);
                     w.write_bits(u64::from(rescaled.shift), 5);
-                    write_bucketed(
-                        w,
-                        &RESIDUAL_BUCKETS,
-                        ESCAPE_ONES,
-                        residual >> rescaled.shift,
-                    );
+                    write_plain_value_residual(w, rescaled.ops, residual >> rescaled.shift);
                     rescaled.update(new_m);
                     *dec = rescaled;
                     return;
@@ -572,7 +839,7 @@ fn encode_value(w: &mut BitWriter, mode: &mut ValueMode, v: f64) {
             }
             // Not a short decimal, or one so far from the prediction that
             // the values are effectively random: XOR coding does better.
-            write_escape(w, ESCAPE_TO_FLOAT);
+            write_escape_of(w, dec.ops, ESCAPE_TO_FLOAT);
             w.write_bits(v.to_bits(), 64);
             *mode = ValueMode::Float {
                 prev: v.to_bits(),
@@ -623,6 +890,7 @@ pub struct XorIterator<'a> {
     v: f64,
     state: Option<SeriesState>,
     err: Option<ChunkError>,
+    encoding: Encoding,
 }
 
 impl<'a> XorIterator<'a> {
@@ -632,15 +900,28 @@ impl<'a> XorIterator<'a> {
     /// # Errors
     /// [`ChunkError::TooShort`] if the bytes cannot hold the header.
     pub fn new(bytes: &'a [u8]) -> Result<Self, ChunkError> {
+        Self::with_encoding(bytes, Encoding::Xor)
+    }
+
+    /// Like [`XorIterator::new`] for bytes in `encoding`.
+    ///
+    /// # Errors
+    /// [`ChunkError::TooShort`] if the bytes cannot hold the header.
+    pub fn with_encoding(bytes: &'a [u8], encoding: Encoding) -> Result<Self, ChunkError> {
         let header: [u8; HEADER_LEN] = bytes
             .get(..HEADER_LEN)
             .and_then(|h| h.try_into().ok())
             .ok_or(ChunkError::TooShort { len: bytes.len() })?;
-        Ok(Self::from_valid(bytes, u16::from_be_bytes(header)))
+        Ok(Self::from_valid(
+            bytes,
+            u16::from_be_bytes(header),
+            encoding,
+        ))
     }
 
-    fn from_valid(bytes: &'a [u8], total: u16) -> Self {
+    fn from_valid(bytes: &'a [u8], total: u16, encoding: Encoding) -> Self {
         Self {
+            encoding,
             reader: BitReader::new(bytes, HEADER_LEN),
             total,
             read: 0,
@@ -724,11 +1005,18 @@ impl<'a> XorIterator<'a> {
                         },
                     )
                 } else {
+                    let v2 = self.encoding == Encoding::Xor2;
+                    let op = if v2 { read_op(r)? } else { OP_DIV };
                     let scale = r.read_bits(4)? as u8;
+                    if op == OP_DIV_DIV && scale < 3 {
+                        return Err(DecodeFailure::Invalid("division twice below scale 3"));
+                    }
                     let m = r
                         .read_varint()?
                         .ok_or(DecodeFailure::Invalid("bad first value varint"))?;
                     let mut decimal = Decimal::new(scale, m);
+                    decimal.op = op;
+                    decimal.ops = v2;
                     decimal.shift = r.read_bits(5)? as u8;
                     (decimal.value(), ValueMode::Decimal(decimal))
                 };
@@ -748,7 +1036,8 @@ impl<'a> XorIterator<'a> {
                             .read_varint()?
                             .ok_or(DecodeFailure::Invalid("bad first delta varint"))?;
                         let t = state.prev_t.wrapping_add(delta);
-                        state.tracker = Some(TimeTracker::new(state.prev_t, t));
+                        let grid = self.encoding == Encoding::Xor2;
+                        state.tracker = Some(TimeTracker::new(state.prev_t, t, grid));
                         t
                     }
                     Some(tracker) => {
@@ -786,6 +1075,24 @@ fn read_residual(r: &mut BitReader<'_>, ones: u32) -> Result<i64, DecodeFailure>
     Ok(if bits == 0 { 0 } else { r.read_signed(bits)? })
 }
 
+/// An encoding-2 decimal operation field.
+fn read_op(r: &mut BitReader<'_>) -> Result<u8, DecodeFailure> {
+    match r.read_bits(2)? as u8 {
+        op @ (OP_DIV | OP_MUL | OP_DIV_DIV) => Ok(op),
+        _ => Err(DecodeFailure::Invalid("unknown decimal operation")),
+    }
+}
+
+/// The residual after a re-scale or re-shift escape in either encoding.
+fn read_plain_value_residual(r: &mut BitReader<'_>, ops: bool) -> Result<i64, DecodeFailure> {
+    if ops {
+        r.read_varint()?
+            .ok_or(DecodeFailure::Invalid("bad residual varint"))
+    } else {
+        read_plain_residual(r)
+    }
+}
+
 /// A residual code right after an escape, where another escape is invalid.
 fn read_plain_residual(r: &mut BitReader<'_>) -> Result<i64, DecodeFailure> {
     let ones = r.read_unary(ESCAPE_ONES)?;
@@ -799,27 +1106,47 @@ fn read_plain_residual(r: &mut BitReader<'_>) -> Result<i64, DecodeFailure> {
 fn decode_value(r: &mut BitReader<'_>, mode: &mut ValueMode) -> Result<f64, DecodeFailure> {
     match mode {
         ValueMode::Decimal(dec) => {
-            let ones = r.read_unary(ESCAPE_ONES)?;
-            if ones < ESCAPE_ONES {
-                let residual = read_residual(r, ones)? << dec.shift;
-                dec.update(dec.predict().wrapping_add(residual));
-                return Ok(dec.value());
-            }
-            match r.read_bits(2)? {
+            let kind = if dec.ops {
+                let k = dec.rice_k();
+                let l = r.read_unary(RICE_ESCAPE_ONES)?;
+                if l < RICE_ESCAPE_ONES {
+                    let n = (1u64 << l) | if l > 0 { r.read_bits(l)? } else { 0 };
+                    let low = if k > 0 { r.read_bits(k)? } else { 0 };
+                    let u = ((n - 1) << k) | low;
+                    let residual = unzigzag(u) << dec.shift;
+                    dec.update(dec.predict().wrapping_add(residual));
+                    return Ok(dec.value());
+                }
+                r.read_bits(3)?
+            } else {
+                let ones = r.read_unary(ESCAPE_ONES)?;
+                if ones < ESCAPE_ONES {
+                    let residual = read_residual(r, ones)? << dec.shift;
+                    dec.update(dec.predict().wrapping_add(residual));
+                    return Ok(dec.value());
+                }
+                r.read_bits(2)?
+            };
+            match kind {
                 ESCAPE_STALE => Ok(f64::from_bits(STALE_NAN_BITS)),
                 ESCAPE_RESCALE => {
+                    let op = if dec.ops { read_op(r)? } else { OP_DIV };
                     let scale = r.read_bits(4)? as u8;
-                    if scale <= dec.scale {
+                    if scale < dec.scale || (scale == dec.scale && op == dec.op) {
                         return Err(DecodeFailure::Invalid(
-                            "re-scale does not increase the scale",
+                            "re-scale does not increase the scale or change the operation",
                         ));
                     }
+                    if op == OP_DIV_DIV && scale < 3 {
+                        return Err(DecodeFailure::Invalid("division twice below scale 3"));
+                    }
                     let factor = POW10_I64[usize::from(scale - dec.scale)];
+                    dec.op = op;
                     dec.scale = scale;
                     dec.m = dec.m.wrapping_mul(factor);
                     dec.delta = dec.delta.wrapping_mul(factor);
                     dec.shift = r.read_bits(5)? as u8;
-                    let residual = read_plain_residual(r)? << dec.shift;
+                    let residual = read_plain_value_residual(r, dec.ops)? << dec.shift;
                     dec.update(dec.predict().wrapping_add(residual));
                     Ok(dec.value())
                 }
@@ -831,11 +1158,11 @@ fn decode_value(r: &mut BitReader<'_>, mode: &mut ValueMode) -> Result<f64, Deco
                         ));
                     }
                     dec.shift = shift;
-                    let residual = read_plain_residual(r)? << dec.shift;
+                    let residual = read_plain_value_residual(r, dec.ops)? << dec.shift;
                     dec.update(dec.predict().wrapping_add(residual));
                     Ok(dec.value())
                 }
-                _ => {
+                ESCAPE_TO_FLOAT => {
                     let bits = r.read_bits(64)?;
                     *mode = ValueMode::Float {
                         prev: bits,
@@ -844,6 +1171,7 @@ fn decode_value(r: &mut BitReader<'_>, mode: &mut ValueMode) -> Result<f64, Deco
                     };
                     Ok(f64::from_bits(bits))
                 }
+                _ => Err(DecodeFailure::Invalid("unknown escape")),
             }
         }
         ValueMode::Float { prev, lead, trail } => {
