@@ -34,6 +34,10 @@ impl<'a> ChunkIterator<'a> {
             ENCODING_XOR => XorIterator::new(data)
                 .map(ChunkIterator::Xor)
                 .map_err(|e| e.to_string()),
+            // Encoding 2 of the float chunk (chunks.md), written by backfill.
+            0x82 => XorIterator::with_encoding(data, crate::chunkenc::Encoding::Xor2)
+                .map(ChunkIterator::Xor)
+                .map_err(|e| e.to_string()),
             other => Err(format!("unknown chunk encoding {other:#04x}")),
         }
     }
