@@ -15,7 +15,8 @@
 //! value for the same timestamp is an error naming the series and time).
 //! Chunks hold up to [`BackfillOptions::samples_per_chunk`] samples (480 by
 //! default: two hours at 15 s in one chunk), since blocks are read-only and
-//! a chunk's fixed cost is paid once per chunk.
+//! a chunk's fixed cost is paid once per chunk, and use the float chunk's
+//! encoding 2 ([`Encoding::Xor2`], byte `0x82`).
 //!
 //! ```
 //! use ember_tsdb::backfill::{BackfillOptions, create_blocks_from_openmetrics};
@@ -34,8 +35,8 @@ use std::path::Path;
 use ember_model::exposition::{Entry, OpenMetricsOptions, OpenMetricsParser, ParseError};
 use ember_model::labels::Labels;
 
-use crate::block::{BlockChunk, BlockError, BlockMeta, BlockWriter, ENCODING_XOR};
-use crate::chunkenc::XorChunk;
+use crate::block::{BlockChunk, BlockError, BlockMeta, BlockWriter};
+use crate::chunkenc::{Encoding, XorChunk};
 
 /// Prometheus's default (and smallest) block duration, 2 h.
 pub const DEFAULT_BLOCK_DURATION_MS: i64 = 2 * 3600 * 1000;
@@ -184,7 +185,7 @@ fn encode(samples: &[(i64, f64)], per_chunk: usize) -> Vec<(i64, i64, u32, Vec<u
     samples
         .chunks(per_chunk.clamp(1, usize::from(XorChunk::MAX_SAMPLES)))
         .map(|part| {
-            let mut chunk = XorChunk::with_capacity(part.len() + 16);
+            let mut chunk = XorChunk::with_encoding(Encoding::Xor2, part.len() + 16);
             for &(t, v) in part {
                 // `part` is within MAX_SAMPLES, so the chunk never fills.
                 let _ = chunk.append(t, v);
@@ -291,7 +292,7 @@ pub fn create_blocks_from_openmetrics(
                     min_t: *min_t,
                     max_t: *max_t,
                     num_samples: *n,
-                    encoding: ENCODING_XOR,
+                    encoding: Encoding::Xor2.byte(),
                     data,
                 })
                 .collect();
@@ -359,8 +360,10 @@ mod tests {
             .select(&[ember_model::matcher::Matcher::equal("__name__", "b")])
             .unwrap();
         let (_, chunks) = block.series(ids[0]).unwrap();
-        let (_, data) = block.chunk(&chunks[0]).unwrap();
-        let chunk = XorChunk::from_bytes(data.to_vec()).unwrap();
+        let (encoding, data) = block.chunk(&chunks[0]).unwrap();
+        let encoding = Encoding::from_byte(encoding).expect("a float chunk encoding");
+        assert_eq!(encoding, Encoding::Xor2);
+        let chunk = XorChunk::from_bytes_with(encoding, data.to_vec()).unwrap();
         let mut it = chunk.iter();
         let mut got = Vec::new();
         while it.next() {
