@@ -30,8 +30,8 @@
 //! one other attribute also gets a `target_info` gauge (value 1) labelled
 //! with those other attributes (and the identifying ones too with
 //! `keep_identifying_resource_attributes`), sampled from the resource's
-//! earliest to its latest data point every half lookback delta, so a join
-//! finds it at any time in between.
+//! earliest to its latest data point every half lookback delta (at most 64
+//! samples, the newest), so a join finds it at any time in between.
 //!
 //! A data point with the "no recorded value" flag becomes staleness markers
 //! for all its series. Timestamps are the points' `time_unix_nano`,
@@ -165,6 +165,9 @@ pub struct Translation {
 
 /// How many refusal reasons a [`Translation`] keeps.
 const MAX_ERRORS: usize = 8;
+
+/// The most `target_info` samples one resource of one request produces.
+const MAX_TARGET_INFO_SAMPLES: i64 = 64;
 
 impl Translation {
     fn reject(&mut self, points: u64, message: impl FnOnce() -> String) {
@@ -916,6 +919,11 @@ impl Walk<'_> {
             metadata: Metadata::new(MetricType::Gauge, "Target metadata", ""),
         });
         let interval = (self.settings.lookback_delta_ms / 2).max(1);
+        // A request whose points span a long time (or carry a zero
+        // timestamp next to current ones) would otherwise make a sample per
+        // half lookback all the way: keep the newest ones.
+        let earliest = earliest
+            .max(latest.saturating_sub(interval.saturating_mul(MAX_TARGET_INFO_SAMPLES - 1)));
         let mut t = earliest;
         while t < latest {
             self.push(labels.clone(), t, 1.0, NO_POINT);

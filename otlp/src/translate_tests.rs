@@ -641,3 +641,29 @@ fn json_and_protobuf_decode() {
     assert!(decode(b"{\"resourceMetrics\": [", Encoding::Json).is_err());
     assert!(decode(b"\xff\xff\xff", Encoding::Protobuf).is_err());
 }
+
+#[test]
+fn target_info_samples_are_bounded() {
+    // A point at time zero beside a current one: the newest 64 samples only.
+    let req = request(
+        service(),
+        vec![metric(
+            "g",
+            "",
+            gauge(vec![
+                number(vec![], 0, 1.0),
+                number(vec![kv("a", "b")], T0, 1.0),
+            ]),
+        )],
+    );
+    let out = run(&req, &Settings::default());
+    let times: Vec<i64> = out
+        .samples
+        .iter()
+        .filter(|s| s.labels.metric_name() == Some("target_info"))
+        .map(|s| s.t)
+        .collect();
+    assert_eq!(times.len(), 64);
+    assert_eq!(times[0], MS0 - 63 * 150_000);
+    assert_eq!(times[63], MS0);
+}
