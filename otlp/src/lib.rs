@@ -82,7 +82,34 @@ pub fn decode(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceReq
 pub fn encode_response(response: &ExportMetricsServiceResponse, encoding: Encoding) -> Vec<u8> {
     match encoding {
         Encoding::Protobuf => prost::Message::encode_to_vec(response),
+        // A full success is the empty message; serde would write
+        // `"partialSuccess": null`.
+        Encoding::Json if response.partial_success.is_none() => b"{}".to_vec(),
         // Serialising a plain message to JSON cannot fail.
         Encoding::Json => serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_responses_follow_the_otlp_json_mapping() {
+        let ok = ExportMetricsServiceResponse::default();
+        assert_eq!(encode_response(&ok, Encoding::Json), b"{}");
+        assert!(encode_response(&ok, Encoding::Protobuf).is_empty());
+        let partial = ExportMetricsServiceResponse {
+            partial_success: Some(ExportMetricsPartialSuccess {
+                rejected_data_points: 2,
+                error_message: "out of order".to_owned(),
+            }),
+        };
+        let json: serde_json::Value =
+            serde_json::from_slice(&encode_response(&partial, Encoding::Json)).unwrap();
+        assert_eq!(json["partialSuccess"]["errorMessage"], "out of order");
+        // int64 may be a string or a number in OTLP JSON.
+        let rejected = &json["partialSuccess"]["rejectedDataPoints"];
+        assert!(rejected == 2 || rejected == "2", "{json}");
     }
 }
