@@ -6,6 +6,7 @@
 //! does no I/O.
 
 pub mod exposition;
+pub mod histogram;
 pub mod labels;
 pub mod matcher;
 pub mod metadata;
@@ -13,6 +14,7 @@ pub mod relabel;
 pub mod sample;
 pub mod storage;
 
+pub use histogram::{FloatHistogram, Histogram};
 pub use labels::{Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher};
 pub use metadata::{Metadata, MetricType};

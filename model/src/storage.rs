@@ -51,6 +51,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::histogram::{FloatHistogram, HistogramError};
 use crate::labels::Labels;
 use crate::matcher::Matcher;
 use crate::metadata::Metadata;
@@ -192,6 +193,18 @@ pub enum AppendError {
     /// This storage does not keep exemplars.
     #[error("exemplar storage is disabled")]
     ExemplarsDisabled,
+    /// This storage does not keep native histograms.
+    #[error("native histograms are not supported by this storage")]
+    HistogramsUnsupported,
+    /// The histogram is malformed.
+    #[error("invalid histogram for {series}: {source}")]
+    InvalidHistogram {
+        /// The series.
+        series: Labels,
+        /// What is wrong with it.
+        #[source]
+        source: HistogramError,
+    },
     /// The storage failed; the transaction should be rolled back.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -328,6 +341,22 @@ pub trait Appender: Send {
         t: i64,
         v: f64,
     ) -> Result<SeriesRef, AppendError>;
+
+    /// Buffers a native histogram sample for the series, with the same
+    /// admission rules as [`append`](Self::append) (a float and a
+    /// histogram at the same timestamp are a duplicate). A storage that
+    /// does not keep histograms refuses it with
+    /// [`AppendError::HistogramsUnsupported`], which is the default.
+    fn append_histogram(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: i64,
+        histogram: &FloatHistogram,
+    ) -> Result<SeriesRef, AppendError> {
+        let _ = (series, labels, t, histogram);
+        Err(AppendError::HistogramsUnsupported)
+    }
 
     /// Buffers an exemplar for the series. The exemplar must carry a
     /// timestamp ([`AppendError::ExemplarMissingTimestamp`] otherwise). An
@@ -560,6 +589,14 @@ pub trait Series: Send {
     /// A new iterator over the samples, positioned before the first. Each
     /// call starts afresh.
     fn samples(&self) -> Box<dyn SampleIterator + '_>;
+
+    /// Whether some samples of this series may be native histograms. When
+    /// `false` (the default) readers never ask the iterator for histograms,
+    /// so float-only series cost nothing extra; when `true` they call
+    /// [`SampleIterator::at_histogram`] for every sample.
+    fn may_have_histograms(&self) -> bool {
+        false
+    }
 }
 
 /// A forward cursor over a series' samples in ascending timestamp order
@@ -591,8 +628,18 @@ pub trait SampleIterator: Send {
     /// Advances to the first sample with timestamp `>= t` (never back).
     fn seek(&mut self, t: i64) -> bool;
 
-    /// The current sample.
+    /// The current sample. For a histogram sample (see
+    /// [`at_histogram`](Self::at_histogram)) only its timestamp `t` is
+    /// meaningful, unless `v` is the staleness marker.
     fn at(&self) -> Sample;
+
+    /// The current sample's histogram, when it is a native histogram
+    /// sample; `None` for float samples (the default, for iterators that
+    /// only ever yield floats). Only called for series whose
+    /// [`Series::may_have_histograms`] is `true`.
+    fn at_histogram(&self) -> Option<&FloatHistogram> {
+        None
+    }
 
     /// The error that stopped the iteration, if any.
     fn err(&self) -> Option<&StorageError>;

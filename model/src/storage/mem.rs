@@ -8,6 +8,10 @@
 //! snapshot copy-on-write under a lock and swaps it in (that is the whole
 //! of atomicity). Series data sits behind its own `Arc` so a commit copies
 //! only the series it touches.
+//!
+//! Native histogram samples sit in the same timeline as floats, marked by
+//! a placeholder value, with their histograms in a per-series map by
+//! timestamp; only series that have histograms pay for the lookup.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
@@ -19,10 +23,17 @@ use super::{
     ExemplarQueryable, LabelQueryResult, ListSeriesSet, Querier, Queryable, SampleIterator,
     SelectHints, Series, SeriesRef, SeriesSet, SliceSampleIterator, StorageError,
 };
+use crate::histogram::FloatHistogram;
 use crate::labels::Labels;
 use crate::matcher::Matcher;
 use crate::metadata::Metadata;
 use crate::sample::{Exemplar, Sample};
+
+/// The value a histogram sample has in a series' timeline: a NaN with a
+/// payload of its own, so duplicate checks against floats see a
+/// different value. Whether a sample is a histogram is decided by the
+/// histogram map, never by these bits.
+const HISTOGRAM_PLACEHOLDER_BITS: u64 = 0x7ff0_0000_0000_0b1e;
 
 /// Admission rules of a [`MemStorage`], mirroring the TSDB head's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +89,8 @@ struct Snapshot {
 struct SeriesData {
     /// Strictly increasing timestamps.
     samples: Vec<Sample>,
+    /// The histograms of the histogram samples in `samples`, by timestamp.
+    histograms: BTreeMap<i64, FloatHistogram>,
     exemplars: Vec<Exemplar>,
     metadata: Option<Metadata>,
 }
@@ -116,12 +129,28 @@ impl MemStorage {
         )
     }
 
-    /// The committed samples of `labels` (empty if none).
+    /// The committed samples of `labels` (empty if none); histogram
+    /// samples appear with a NaN placeholder value (see
+    /// [`MemStorage::histograms`]).
     pub fn samples(&self, labels: &Labels) -> Vec<Sample> {
         self.snapshot()
             .series
             .get(labels)
             .map(|data| data.samples.clone())
+            .unwrap_or_default()
+    }
+
+    /// The committed histogram samples of `labels` (empty if none).
+    pub fn histograms(&self, labels: &Labels) -> Vec<(i64, FloatHistogram)> {
+        self.snapshot()
+            .series
+            .get(labels)
+            .map(|data| {
+                data.histograms
+                    .iter()
+                    .map(|(t, h)| (*t, h.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -357,6 +386,8 @@ struct Pending {
     labels: Labels,
     /// Strictly increasing timestamps.
     samples: Vec<Sample>,
+    /// Histograms of the histogram samples in `samples`.
+    histograms: BTreeMap<i64, FloatHistogram>,
     exemplars: Vec<Exemplar>,
     metadata: Option<Metadata>,
 }
@@ -374,6 +405,7 @@ impl MemAppender {
         self.pending.entry(series_ref).or_insert_with(|| Pending {
             labels,
             samples: Vec::new(),
+            histograms: BTreeMap::new(),
             exemplars: Vec::new(),
             metadata: None,
         })
@@ -416,6 +448,59 @@ impl Appender for MemAppender {
             let index = pending.samples.partition_point(|s| s.t < t);
             pending.samples.insert(index, Sample::new(t, v));
         }
+        Ok(series_ref)
+    }
+
+    fn append_histogram(
+        &mut self,
+        series: Option<SeriesRef>,
+        labels: &Labels,
+        t: i64,
+        histogram: &FloatHistogram,
+    ) -> Result<SeriesRef, AppendError> {
+        let (series_ref, labels) = self.inner.resolve(series, labels)?;
+        histogram
+            .validate()
+            .map_err(|source| AppendError::InvalidHistogram {
+                series: labels.clone(),
+                source,
+            })?;
+        let (committed, storage_max_t) = self.committed_series(&labels);
+        let pending = self.pending.get(&series_ref);
+        let same_histogram = |data: Option<&BTreeMap<i64, FloatHistogram>>| {
+            data.and_then(|h| h.get(&t))
+                .map(|stored| stored.equals(histogram))
+        };
+        match same_histogram(committed.as_deref().map(|d| &d.histograms))
+            .or_else(|| same_histogram(pending.map(|p| &p.histograms)))
+        {
+            Some(true) => return Ok(series_ref),
+            Some(false) => {
+                return Err(AppendError::DuplicateSampleForTimestamp {
+                    series: labels,
+                    t,
+                    existing: f64::from_bits(HISTOGRAM_PLACEHOLDER_BITS),
+                    new: f64::from_bits(HISTOGRAM_PLACEHOLDER_BITS),
+                });
+            }
+            None => {}
+        }
+        let committed_samples = committed.as_deref().map_or(&[][..], |d| &d.samples);
+        let pending_samples = pending.map_or(&[][..], |p| &p.samples);
+        self.inner.admit(
+            &labels,
+            [committed_samples, pending_samples],
+            storage_max_t,
+            t,
+            f64::from_bits(HISTOGRAM_PLACEHOLDER_BITS),
+        )?;
+        let pending = self.pending_for(series_ref, labels);
+        let index = pending.samples.partition_point(|s| s.t < t);
+        pending.samples.insert(
+            index,
+            Sample::new(t, f64::from_bits(HISTOGRAM_PLACEHOLDER_BITS)),
+        );
+        pending.histograms.insert(t, histogram.clone());
         Ok(series_ref)
     }
 
@@ -480,6 +565,9 @@ impl Appender for MemAppender {
                     Ok(Admission::Add) => {
                         let index = data.samples.partition_point(|s| s.t < sample.t);
                         data.samples.insert(index, sample);
+                        if let Some(histogram) = pending.histograms.get(&sample.t) {
+                            data.histograms.insert(sample.t, histogram.clone());
+                        }
                         new_max_t = Some(new_max_t.map_or(sample.t, |m| m.max(sample.t)));
                     }
                     Ok(Admission::AlreadyPresent) => {}
@@ -620,7 +708,46 @@ impl Series for MemSeries {
 
     fn samples(&self) -> Box<dyn SampleIterator + '_> {
         let samples = self.data.samples.get(self.range.clone()).unwrap_or(&[]);
-        Box::new(SliceSampleIterator::new(samples))
+        if self.data.histograms.is_empty() {
+            Box::new(SliceSampleIterator::new(samples))
+        } else {
+            Box::new(MemHistogramIterator {
+                samples: SliceSampleIterator::new(samples),
+                histograms: &self.data.histograms,
+            })
+        }
+    }
+
+    fn may_have_histograms(&self) -> bool {
+        !self.data.histograms.is_empty()
+    }
+}
+
+/// The iterator of a series that has histogram samples.
+struct MemHistogramIterator<'a> {
+    samples: SliceSampleIterator<'a>,
+    histograms: &'a BTreeMap<i64, FloatHistogram>,
+}
+
+impl SampleIterator for MemHistogramIterator<'_> {
+    fn next(&mut self) -> bool {
+        self.samples.next()
+    }
+
+    fn seek(&mut self, t: i64) -> bool {
+        self.samples.seek(t)
+    }
+
+    fn at(&self) -> Sample {
+        self.samples.at()
+    }
+
+    fn at_histogram(&self) -> Option<&FloatHistogram> {
+        self.histograms.get(&self.samples.at().t)
+    }
+
+    fn err(&self) -> Option<&StorageError> {
+        None
     }
 }
 
@@ -1087,6 +1214,51 @@ mod tests {
                 .values
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn histograms_are_stored_and_iterated_with_floats() {
+        use crate::histogram::Span;
+        let storage = MemStorage::new();
+        let series = labels(&[("__name__", "h")]);
+        let histogram = FloatHistogram {
+            count: 2.0,
+            sum: 3.0,
+            positive_spans: vec![Span::new(0, 1)],
+            positive_buckets: vec![2.0],
+            ..FloatHistogram::default()
+        };
+        let mut app = storage.appender();
+        app.append(None, &series, 1_000, 1.0).expect("float");
+        app.append_histogram(None, &series, 2_000, &histogram)
+            .expect("histogram");
+        assert!(matches!(
+            app.append(None, &series, 2_000, 5.0),
+            Err(AppendError::DuplicateSampleForTimestamp { .. })
+        ));
+        app.append_histogram(None, &series, 2_000, &histogram)
+            .expect("the identical histogram again is a no-op");
+        let mut broken = histogram.clone();
+        broken.positive_buckets.clear();
+        assert!(matches!(
+            app.append_histogram(None, &series, 3_000, &broken),
+            Err(AppendError::InvalidHistogram { .. })
+        ));
+        app.commit().expect("commit");
+
+        let querier = storage.querier(0, 10_000).expect("querier");
+        let mut set = querier.select(true, None, &[]).expect("select");
+        let one = set.next().expect("a series").expect("ok");
+        assert!(one.may_have_histograms());
+        let mut it = one.samples();
+        assert!(it.next());
+        assert_eq!(it.at().v, 1.0);
+        assert!(it.at_histogram().is_none());
+        assert!(it.next());
+        assert_eq!(it.at().t, 2_000);
+        assert_eq!(it.at_histogram(), Some(&histogram));
+        assert!(!it.next());
+        assert_eq!(storage.histograms(&series), [(2_000, histogram)]);
     }
 
     #[test]
