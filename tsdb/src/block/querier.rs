@@ -99,7 +99,11 @@ impl BlockQuerier {
             mint: self.mint,
             maxt: self.maxt,
         };
-        if !series.deleted.is_empty() && !series.samples().next() {
+        // A chunk reaching past the range may have no sample inside it,
+        // and tombstones may hide them all: then the series is not there.
+        let straddles = series.chunks.first().is_some_and(|c| c.min_t < self.mint)
+            || series.chunks.last().is_some_and(|c| c.max_t > self.maxt);
+        if (straddles || !series.deleted.is_empty()) && !series.samples().next() {
             return Ok(None);
         }
         Ok(Some(series))
