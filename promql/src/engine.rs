@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use ember_model::storage::{Annotations, Queryable, StorageError};
 
 use crate::parser::{self, ParseError, Query};
-use crate::value::Value;
+use crate::value::{QueryValue, Value};
 
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
@@ -177,6 +177,29 @@ pub struct QueryResult {
     pub stats: QueryStats,
 }
 
+/// What a query returns, native histograms included (see
+/// [`Engine::instant_query_output`]).
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// The value, whose samples are floats or histograms.
+    pub value: QueryValue,
+    /// Warnings and infos, as the API's `warnings`/`infos`.
+    pub annotations: Annotations,
+    /// Counters about the evaluation.
+    pub stats: QueryStats,
+}
+
+impl QueryOutput {
+    /// The float-only result (histogram samples left out).
+    pub fn into_float_result(self) -> QueryResult {
+        QueryResult {
+            value: self.value.into_float_value(),
+            annotations: self.annotations,
+            stats: self.stats,
+        }
+    }
+}
+
 /// Counters about one evaluation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueryStats {
@@ -247,7 +270,9 @@ impl Engine {
         self.range_query(storage, &query, start, end, step, &QueryOptions::default())
     }
 
-    /// Evaluates a parsed query at `time` (ms).
+    /// Evaluates a parsed query at `time` (ms). Native histogram samples
+    /// are left out of the result; [`Engine::instant_query_output`] keeps
+    /// them.
     pub fn instant_query(
         &self,
         storage: &dyn Queryable,
@@ -255,6 +280,18 @@ impl Engine {
         time: i64,
         options: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
+        self.instant_query_output(storage, query, time, options)
+            .map(QueryOutput::into_float_result)
+    }
+
+    /// Evaluates a parsed query at `time` (ms), with native histograms.
+    pub fn instant_query_output(
+        &self,
+        storage: &dyn Queryable,
+        query: &Query,
+        time: i64,
+        options: &QueryOptions,
+    ) -> Result<QueryOutput, QueryError> {
         let range = TimeRange {
             start: time,
             end: time,
@@ -264,6 +301,8 @@ impl Engine {
     }
 
     /// Evaluates a parsed query over `[start, end]` every `step` (ms).
+    /// Native histogram points are left out of the result;
+    /// [`Engine::range_query_output`] keeps them.
     pub fn range_query(
         &self,
         storage: &dyn Queryable,
@@ -273,6 +312,21 @@ impl Engine {
         step: i64,
         options: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
+        self.range_query_output(storage, query, start, end, step, options)
+            .map(QueryOutput::into_float_result)
+    }
+
+    /// Evaluates a parsed query over `[start, end]` every `step` (ms),
+    /// with native histograms.
+    pub fn range_query_output(
+        &self,
+        storage: &dyn Queryable,
+        query: &Query,
+        start: i64,
+        end: i64,
+        step: i64,
+        options: &QueryOptions,
+    ) -> Result<QueryOutput, QueryError> {
         if step <= 0 {
             return Err(QueryError::BadData(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
@@ -293,7 +347,7 @@ impl Engine {
         query: &Query,
         range: TimeRange,
         options: &QueryOptions,
-    ) -> Result<QueryResult, QueryError> {
+    ) -> Result<QueryOutput, QueryError> {
         let timeout = options
             .timeout
             .map_or(self.options.timeout, |t| t.min(self.options.timeout));

@@ -23,7 +23,7 @@ use super::{
     ExemplarQueryable, LabelQueryResult, ListSeriesSet, Querier, Queryable, SampleIterator,
     SelectHints, Series, SeriesRef, SeriesSet, SliceSampleIterator, StorageError,
 };
-use crate::histogram::FloatHistogram;
+use crate::histogram::{CounterResetHint, FloatHistogram};
 use crate::labels::Labels;
 use crate::matcher::Matcher;
 use crate::metadata::Metadata;
@@ -712,8 +712,11 @@ impl Series for MemSeries {
             Box::new(SliceSampleIterator::new(samples))
         } else {
             Box::new(MemHistogramIterator {
-                samples: SliceSampleIterator::new(samples),
+                all: &self.data.samples,
+                range: self.range.clone(),
+                position: None,
                 histograms: &self.data.histograms,
+                current: None,
             })
         }
     }
@@ -723,27 +726,78 @@ impl Series for MemSeries {
     }
 }
 
-/// The iterator of a series that has histogram samples.
+/// The iterator of a series that has histogram samples. It reports the
+/// counter-reset hint a TSDB read reports: a histogram appended with an
+/// unknown hint reads as `CounterReset` or `NotCounterReset` when the
+/// sample before it is a histogram (by comparing the two), and stays
+/// unknown after a float or at the start of the series, where Prometheus
+/// starts a new chunk.
 struct MemHistogramIterator<'a> {
-    samples: SliceSampleIterator<'a>,
+    all: &'a [Sample],
+    range: Range<usize>,
+    /// Index into `all`; `None` before the first `next`/`seek`.
+    position: Option<usize>,
     histograms: &'a BTreeMap<i64, FloatHistogram>,
+    current: Option<FloatHistogram>,
+}
+
+impl MemHistogramIterator<'_> {
+    fn settle(&mut self) -> bool {
+        let Some(index) = self.position.filter(|i| *i < self.range.end) else {
+            self.current = None;
+            return false;
+        };
+        let t = self.all[index].t;
+        self.current = self.histograms.get(&t).map(|h| {
+            let mut h = h.clone();
+            if h.counter_reset_hint == CounterResetHint::Unknown
+                && let Some(previous) = index
+                    .checked_sub(1)
+                    .and_then(|p| self.histograms.get(&self.all[p].t))
+            {
+                h.counter_reset_hint = if h.detect_reset(previous) {
+                    CounterResetHint::CounterReset
+                } else {
+                    CounterResetHint::NotCounterReset
+                };
+            }
+            h
+        });
+        true
+    }
 }
 
 impl SampleIterator for MemHistogramIterator<'_> {
     fn next(&mut self) -> bool {
-        self.samples.next()
+        let next = match self.position {
+            None => self.range.start,
+            Some(index) if index >= self.range.end => return false,
+            Some(index) => index + 1,
+        };
+        self.position = Some(next);
+        self.settle()
     }
 
     fn seek(&mut self, t: i64) -> bool {
-        self.samples.seek(t)
+        let start = match self.position {
+            None => self.range.start,
+            Some(index) if index >= self.range.end => return false,
+            Some(index) if self.all[index].t >= t => return true,
+            Some(index) => index + 1,
+        };
+        let index = start + self.all[start..self.range.end].partition_point(|s| s.t < t);
+        self.position = Some(index);
+        self.settle()
     }
 
     fn at(&self) -> Sample {
-        self.samples.at()
+        self.position
+            .filter(|i| *i < self.range.end)
+            .map_or(Sample::new(i64::MIN, f64::NAN), |i| self.all[i])
     }
 
     fn at_histogram(&self) -> Option<&FloatHistogram> {
-        self.histograms.get(&self.samples.at().t)
+        self.current.as_ref()
     }
 
     fn err(&self) -> Option<&StorageError> {
@@ -1256,7 +1310,11 @@ mod tests {
         assert!(it.at_histogram().is_none());
         assert!(it.next());
         assert_eq!(it.at().t, 2_000);
-        assert_eq!(it.at_histogram(), Some(&histogram));
+        assert_eq!(
+            it.at_histogram(),
+            Some(&histogram),
+            "after a float the hint stays unknown"
+        );
         assert!(!it.next());
         assert_eq!(storage.histograms(&series), [(2_000, histogram)]);
     }

@@ -98,6 +98,7 @@ impl Evaluator<'_, '_> {
                     .iter()
                     .zip(&group_drop)
                     .map(|(labels, &drop_name)| StepSeries {
+                        histograms: Vec::new(),
                         labels: labels.clone(),
                         drop_name,
                         points: Vec::new(),
@@ -149,6 +150,7 @@ impl Evaluator<'_, '_> {
                     .iter()
                     .zip(&group_drop)
                     .map(|(labels, &drop_name)| StepSeries {
+                        histograms: Vec::new(),
                         labels: labels.clone(),
                         drop_name,
                         points: Vec::new(),
@@ -225,6 +227,7 @@ impl Evaluator<'_, '_> {
                         let labels = builder.labels();
                         let o = *out_index.entry(labels.clone()).or_insert_with(|| {
                             out.push(StepSeries {
+                                histograms: Vec::new(),
                                 labels,
                                 drop_name: false,
                                 points: Vec::new(),
@@ -332,6 +335,7 @@ impl Evaluator<'_, '_> {
                 order
                     .into_iter()
                     .map(|(_, i)| StepSeries {
+                        histograms: Vec::new(),
                         labels: std::mem::take(&mut input[i].labels),
                         drop_name: input[i].drop_name,
                         points: std::mem::take(&mut selected[i]),

@@ -392,6 +392,7 @@ impl Output {
         }
         self.index.insert(labels.clone(), self.series.len());
         self.series.push(StepSeries {
+            histograms: Vec::new(),
             labels,
             drop_name,
             points: Vec::new(),

@@ -12,14 +12,17 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Instant;
 
+use ember_model::histogram::FloatHistogram;
 use ember_model::labels::{Labels, METRIC_NAME};
 use ember_model::matcher::{MatchOp, Matcher};
 use ember_model::sample::Sample as Point;
 use ember_model::storage::{Annotation, Annotations, Querier, Queryable, SelectHints, Severity};
 
-use super::{CancellationToken, QueryError, QueryResult, QueryStats, TimeRange};
+use super::{CancellationToken, QueryError, QueryOutput, QueryStats, TimeRange};
 use crate::parser::{self, AtModifier, Expr, Offset, Query, SourceMap, ValueType};
-use crate::value::{Sample, Scalar, Series, StringValue, Value};
+use crate::value::{
+    HistogramPoint, MatrixSeries, QueryValue, SampleValue, Scalar, StringValue, VectorSample,
+};
 
 /// Limits and switches of one query.
 #[derive(Debug, Clone)]
@@ -49,6 +52,24 @@ pub(super) struct StepSeries {
     pub drop_name: bool,
     /// Points in increasing step order.
     pub points: Vec<StepPoint>,
+    /// Native histogram points in increasing step order; a step has a
+    /// float point or a histogram point, never both. Empty (no allocation)
+    /// for float-only series, so the float paths do not pay for it.
+    pub histograms: Vec<HistogramStepPoint>,
+}
+
+/// A native histogram point of a [`StepSeries`].
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct HistogramStepPoint {
+    pub step: u32,
+    pub h: Box<FloatHistogram>,
+}
+
+/// A native histogram sample of a range: its timestamp and histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct HPoint {
+    pub t: i64,
+    pub h: FloatHistogram,
 }
 
 /// The value of a node over all steps.
@@ -59,7 +80,7 @@ pub(super) enum Val {
     String(String),
     Vector(Vec<StepSeries>),
     /// A range vector; only produced at the top of an instant query.
-    Matrix(Vec<Series>),
+    Matrix(Vec<MatrixSeries>),
 }
 
 /// Query-wide state shared by the evaluators of a query and its subqueries.
@@ -195,7 +216,7 @@ pub(super) fn evaluate(
     query: &Query,
     range: TimeRange,
     limits: Limits,
-) -> Result<QueryResult, QueryError> {
+) -> Result<QueryOutput, QueryError> {
     let expr = &query.expr;
     let instant = range.start == range.end && range.step == 0;
     let value_type = expr.value_type();
@@ -249,7 +270,7 @@ pub(super) fn evaluate(
         peak_samples: ctx.peak_samples.get(),
     };
     let annotations = ctx.annotations.into_inner();
-    Ok(QueryResult {
+    Ok(QueryOutput {
         value,
         annotations,
         stats,
@@ -438,8 +459,10 @@ impl Window {
     }
 }
 
-/// Receives one series of a range argument: its labels and samples.
-pub(super) type SeriesVisitor<'a> = dyn FnMut(&Labels, &[Point]) -> Result<(), QueryError> + 'a;
+/// Receives one series of a range argument: its labels, float samples and
+/// histogram samples.
+pub(super) type SeriesVisitor<'a> =
+    dyn FnMut(&Labels, &[Point], &[HPoint]) -> Result<(), QueryError> + 'a;
 
 /// Computes a range function's value at a step from the step index, the
 /// window's samples, the series' labels and the window's end.
@@ -491,13 +514,22 @@ impl Evaluator<'_, '_> {
                 let mut out = Vec::new();
                 let ts = self.start;
                 let reference = window.reference(ts);
-                self.for_each_range_series(expr, None, &mut |labels, samples| {
+                self.for_each_range_series(expr, None, &mut |labels, samples, histograms| {
                     let lo = samples.partition_point(|p| p.t <= reference - window.range);
                     let hi = samples.partition_point(|p| p.t <= reference);
-                    if lo < hi {
-                        out.push(Series {
+                    let hlo = histograms.partition_point(|p| p.t <= reference - window.range);
+                    let hhi = histograms.partition_point(|p| p.t <= reference);
+                    if lo < hi || hlo < hhi {
+                        out.push(MatrixSeries {
                             metric: labels.clone(),
                             points: samples[lo..hi].to_vec(),
+                            histograms: histograms[hlo..hhi]
+                                .iter()
+                                .map(|p| HistogramPoint {
+                                    t: p.t,
+                                    h: p.h.clone(),
+                                })
+                                .collect(),
                         });
                     }
                     Ok(())
@@ -619,6 +651,12 @@ impl Evaluator<'_, '_> {
         let steps = self.steps();
         let mut out = Vec::new();
         self.select(vs, 0, None, &mut |series| {
+            if series.may_have_histograms() {
+                if let Some(s) = self.select_instant_histograms(series, offset, at, timestamps)? {
+                    out.push(s);
+                }
+                return Ok(());
+            }
             let mut it = series.samples();
             let mut loaded = 0u64;
             let mut current: Option<Point> = None;
@@ -667,6 +705,7 @@ impl Evaluator<'_, '_> {
             if !points.is_empty() {
                 self.ctx.hold(points.len())?;
                 out.push(StepSeries {
+                    histograms: Vec::new(),
                     labels: series.labels().clone(),
                     drop_name: false,
                     points,
@@ -675,6 +714,76 @@ impl Evaluator<'_, '_> {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// The slow path of [`select_instant`](Self::select_instant) for a
+    /// series that may hold native histograms.
+    fn select_instant_histograms(
+        &self,
+        series: &dyn ember_model::storage::Series,
+        offset: i64,
+        at: Option<i64>,
+        timestamps: bool,
+    ) -> Result<Option<StepSeries>, QueryError> {
+        let lookback = self.ctx.limits.lookback_delta;
+        let mut it = series.samples();
+        let mut loaded = 0u64;
+        let mut points = Vec::new();
+        let mut histograms = Vec::new();
+        // The newest sample at or before the step: (t, float or histogram).
+        let mut current: Option<(Point, Option<FloatHistogram>)> = None;
+        let first_reference = at.unwrap_or(self.start) - offset;
+        let mut has_next = it.seek(first_reference - lookback + 1);
+        for step in 0..self.steps() {
+            let reference = at.unwrap_or(self.time(step)) - offset;
+            while has_next {
+                let sample = it.at();
+                if sample.t > reference {
+                    break;
+                }
+                loaded += 1;
+                current = Some((sample, it.at_histogram().cloned()));
+                has_next = it.next();
+            }
+            let Some((sample, histogram)) = &current else {
+                continue;
+            };
+            if sample.t <= reference - lookback {
+                continue;
+            }
+            match histogram {
+                _ if timestamps => points.push(StepPoint {
+                    step: step as u32,
+                    v: sample.t as f64 / 1000.0,
+                }),
+                Some(h) if !is_stale_histogram(h) => histograms.push(HistogramStepPoint {
+                    step: step as u32,
+                    h: Box::new(h.clone()),
+                }),
+                Some(_) => {}
+                None if !sample.is_stale() => points.push(StepPoint {
+                    step: step as u32,
+                    v: sample.v,
+                }),
+                None => {}
+            }
+        }
+        if let Some(error) = it.err() {
+            return Err(error.clone().into());
+        }
+        self.ctx
+            .samples_loaded
+            .set(self.ctx.samples_loaded.get() + loaded);
+        if points.is_empty() && histograms.is_empty() {
+            return Ok(None);
+        }
+        self.ctx.hold(points.len() + histograms.len())?;
+        Ok(Some(StepSeries {
+            labels: series.labels().clone(),
+            drop_name: false,
+            points,
+            histograms,
+        }))
     }
 
     /// The window geometry of a range argument (matrix selector or
@@ -714,8 +823,11 @@ impl Evaluator<'_, '_> {
         match strip_parens(expr) {
             Expr::MatrixSelector(ms) => {
                 let mut buffer: Vec<Point> = Vec::new();
+                let mut hbuffer: Vec<HPoint> = Vec::new();
                 self.select(&ms.vs, window.range, func, &mut |series| {
                     buffer.clear();
+                    hbuffer.clear();
+                    let with_histograms = series.may_have_histograms();
                     let mut it = series.samples();
                     if it.seek(first + 1) {
                         loop {
@@ -723,8 +835,20 @@ impl Evaluator<'_, '_> {
                             if sample.t > last {
                                 break;
                             }
-                            if !sample.is_stale() {
-                                buffer.push(sample);
+                            match with_histograms.then(|| it.at_histogram()).flatten() {
+                                Some(h) => {
+                                    if !is_stale_histogram(h) {
+                                        hbuffer.push(HPoint {
+                                            t: sample.t,
+                                            h: h.clone(),
+                                        });
+                                    }
+                                }
+                                None => {
+                                    if !sample.is_stale() {
+                                        buffer.push(sample);
+                                    }
+                                }
                             }
                             if !it.next() {
                                 break;
@@ -734,16 +858,17 @@ impl Evaluator<'_, '_> {
                     if let Some(error) = it.err() {
                         return Err(error.clone().into());
                     }
+                    let held = buffer.len() + hbuffer.len();
                     self.ctx
                         .samples_loaded
-                        .set(self.ctx.samples_loaded.get() + buffer.len() as u64);
-                    self.ctx.hold(buffer.len())?;
-                    let result = if buffer.is_empty() {
+                        .set(self.ctx.samples_loaded.get() + held as u64);
+                    self.ctx.hold(held)?;
+                    let result = if held == 0 {
                         Ok(())
                     } else {
-                        f(series.labels(), &buffer)
+                        f(series.labels(), &buffer, &hbuffer)
                     };
-                    self.ctx.release(buffer.len());
+                    self.ctx.release(held);
                     result
                 })
             }
@@ -772,6 +897,7 @@ impl Evaluator<'_, '_> {
                 };
                 let series = inner.eval_vector(&sq.expr)?;
                 let mut buffer = Vec::new();
+                let mut hbuffer = Vec::new();
                 for s in series {
                     self.ctx.check()?;
                     buffer.clear();
@@ -780,13 +906,18 @@ impl Evaluator<'_, '_> {
                             .iter()
                             .map(|p| Point::new(inner.time(p.step as usize), p.v)),
                     );
+                    hbuffer.clear();
+                    hbuffer.extend(s.histograms.iter().map(|p| HPoint {
+                        t: inner.time(p.step as usize),
+                        h: (*p.h).clone(),
+                    }));
                     let labels = if s.drop_name {
                         drop_metric_identity(&s.labels)
                     } else {
                         s.labels.clone()
                     };
-                    f(&labels, &buffer)?;
-                    self.ctx.release(s.points.len());
+                    f(&labels, &buffer, &hbuffer)?;
+                    self.ctx.release(s.points.len() + s.histograms.len());
                 }
                 Ok(())
             }
@@ -810,7 +941,7 @@ impl Evaluator<'_, '_> {
         let window = self.window_of(expr)?;
         let steps = self.steps();
         let mut out = Vec::new();
-        self.for_each_range_series(expr, Some(func), &mut |labels, samples| {
+        self.for_each_range_series(expr, Some(func), &mut |labels, samples, _| {
             let mut points = Vec::new();
             let (mut lo, mut hi) = (0usize, 0usize);
             for step in 0..steps {
@@ -836,6 +967,7 @@ impl Evaluator<'_, '_> {
             if !points.is_empty() {
                 self.ctx.hold(points.len())?;
                 out.push(StepSeries {
+                    histograms: Vec::new(),
                     labels: labels.clone(),
                     drop_name,
                     points,
@@ -848,11 +980,11 @@ impl Evaluator<'_, '_> {
 
     /// Turns the root's value into the API's value, dropping names marked
     /// for dropping and rejecting duplicate series.
-    fn finish(&self, val: Val, instant: bool) -> Result<Value, QueryError> {
+    fn finish(&self, val: Val, instant: bool) -> Result<QueryValue, QueryError> {
         match val {
             Val::Scalar(values) => {
                 if instant {
-                    Ok(Value::Scalar(Scalar {
+                    Ok(QueryValue::Scalar(Scalar {
                         t: self.start,
                         v: values.first().copied().unwrap_or(f64::NAN),
                     }))
@@ -862,50 +994,69 @@ impl Evaluator<'_, '_> {
                         .enumerate()
                         .map(|(i, v)| Point::new(self.time(i), *v))
                         .collect();
-                    Ok(Value::Matrix(vec![Series {
+                    Ok(QueryValue::Matrix(vec![MatrixSeries {
                         metric: Labels::EMPTY,
                         points,
+                        histograms: Vec::new(),
                     }]))
                 }
             }
-            Val::String(s) => Ok(Value::String(StringValue {
+            Val::String(s) => Ok(QueryValue::String(StringValue {
                 t: self.start,
                 v: s,
             })),
-            Val::Matrix(series) => Ok(Value::Matrix(series)),
+            Val::Matrix(series) => Ok(QueryValue::Matrix(series)),
             Val::Vector(series) => {
                 let series = drop_names_and_merge(series)?;
                 if instant {
-                    Ok(Value::Vector(
+                    Ok(QueryValue::Vector(
                         series
                             .into_iter()
-                            .filter_map(|s| {
-                                s.points.first().map(|p| Sample {
+                            .filter_map(|mut s| {
+                                let value = match s.points.first() {
+                                    Some(p) => SampleValue::Float(p.v),
+                                    None => SampleValue::Histogram(s.histograms.pop()?.h),
+                                };
+                                Some(VectorSample {
                                     metric: s.labels,
                                     t: self.start,
-                                    v: p.v,
+                                    value,
                                 })
                             })
                             .collect(),
                     ))
                 } else {
-                    let mut matrix: Vec<Series> = series
+                    let mut matrix: Vec<MatrixSeries> = series
                         .into_iter()
-                        .map(|s| Series {
+                        .map(|s| MatrixSeries {
                             metric: s.labels,
                             points: s
                                 .points
                                 .iter()
                                 .map(|p| Point::new(self.time(p.step as usize), p.v))
                                 .collect(),
+                            histograms: s
+                                .histograms
+                                .into_iter()
+                                .map(|p| HistogramPoint {
+                                    t: self.time(p.step as usize),
+                                    h: *p.h,
+                                })
+                                .collect(),
                         })
                         .collect();
                     matrix.sort_by(|a, b| a.metric.cmp(&b.metric));
-                    Ok(Value::Matrix(matrix))
+                    Ok(QueryValue::Matrix(matrix))
                 }
             }
         }
     }
+}
+
+/// Whether a histogram sample is a staleness marker (its sum is the
+/// staleness NaN, as Prometheus marks stale histogram series).
+pub(super) fn is_stale_histogram(h: &FloatHistogram) -> bool {
+    ember_model::sample::is_stale_nan(h.sum)
 }
 
 pub(super) fn strip_parens(expr: &Expr) -> &Expr {
@@ -942,7 +1093,23 @@ pub(super) fn drop_names_and_merge(series: Vec<StepSeries>) -> Result<Vec<StepSe
             }
             Some(&i) => {
                 let target = &mut out[i];
+                let overlap = |step: u32, points: &[StepPoint]| {
+                    points.binary_search_by_key(&step, |p| p.step).is_ok()
+                };
+                if s.histograms.iter().any(|p| {
+                    overlap(p.step, &target.points)
+                        || target.histograms.iter().any(|q| q.step == p.step)
+                }) || target.histograms.iter().any(|p| overlap(p.step, &s.points))
+                {
+                    return Err(QueryError::Execution(
+                        "vector cannot contain metrics with the same labelset".into(),
+                    ));
+                }
                 target.points = merge_points(std::mem::take(&mut target.points), s.points)?;
+                if !s.histograms.is_empty() {
+                    target.histograms.extend(s.histograms);
+                    target.histograms.sort_by_key(|p| p.step);
+                }
             }
         }
     }

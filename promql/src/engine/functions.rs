@@ -496,6 +496,7 @@ impl Evaluator<'_, '_> {
             "vector" => {
                 let values = self.eval_scalar(arg(0)?)?;
                 Ok(Val::Vector(vec![StepSeries {
+                    histograms: Vec::new(),
                     labels: Labels::EMPTY,
                     drop_name: false,
                     points: values
@@ -545,6 +546,7 @@ impl Evaluator<'_, '_> {
                         })
                         .collect();
                     return Ok(Val::Vector(vec![StepSeries {
+                        histograms: Vec::new(),
                         labels: Labels::EMPTY,
                         drop_name: false,
                         points: values,
@@ -1066,6 +1068,7 @@ fn absent_result(expr: &Expr, points: Vec<StepPoint>) -> Vec<StepSeries> {
     }
     let labels = Labels::new(pairs).unwrap_or_default();
     vec![StepSeries {
+        histograms: Vec::new(),
         labels,
         drop_name: false,
         points,

@@ -291,6 +291,7 @@ impl Evaluator<'_, '_> {
                     None => g.clone(),
                 };
                 out.push(StepSeries {
+                    histograms: Vec::new(),
                     labels,
                     drop_name: false,
                     points: Vec::new(),

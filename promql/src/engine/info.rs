@@ -270,6 +270,7 @@ fn push(
 ) {
     let o = *index.entry((labels.clone(), drop_name)).or_insert_with(|| {
         out.push(StepSeries {
+            histograms: Vec::new(),
             labels,
             drop_name,
             points: Vec::new(),
