@@ -40,6 +40,7 @@ mod eval;
 mod functions;
 mod histogram;
 mod info;
+mod native;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};

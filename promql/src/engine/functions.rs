@@ -12,8 +12,10 @@ use ember_model::sample::Sample as Point;
 use ember_model::storage::Severity;
 
 use super::QueryError;
-use super::eval::{Evaluator, StepPoint, StepSeries, Val, merge_points, strip_parens};
+use super::eval::{Evaluator, HPoint, StepPoint, StepSeries, Val, merge_points, strip_parens};
+use super::native::{self, RateIssues, StepValue, floats_only};
 use crate::parser::{Call, Expr};
+use ember_model::histogram::{CounterResetHint, FloatHistogram};
 
 /// Every function the engine implements.
 const SUPPORTED: &[&str] = &[
@@ -530,6 +532,7 @@ impl Evaluator<'_, '_> {
                     QueryError::Internal(format!("no element-wise function {name}"))
                 })?;
                 let mut series = self.eval_vector(arg(0)?)?;
+                floats_only(&mut series);
                 for s in &mut series {
                     s.drop_name = true;
                     s.points.iter_mut().for_each(|p| p.v = f(p.v));
@@ -553,6 +556,7 @@ impl Evaluator<'_, '_> {
                     }]));
                 }
                 let mut series = self.eval_vector(arg(0)?)?;
+                floats_only(&mut series);
                 for s in &mut series {
                     s.drop_name = true;
                     s.points.iter_mut().for_each(|p| p.v = date_part(name, p.v));
@@ -561,6 +565,7 @@ impl Evaluator<'_, '_> {
             }
             "round" => {
                 let mut series = self.eval_vector(arg(0)?)?;
+                floats_only(&mut series);
                 let to_nearest = match args.get(1) {
                     Some(e) => self.eval_scalar(e)?,
                     None => vec![1.0; steps],
@@ -576,6 +581,7 @@ impl Evaluator<'_, '_> {
             }
             "clamp" | "clamp_min" | "clamp_max" => {
                 let mut series = self.eval_vector(arg(0)?)?;
+                floats_only(&mut series);
                 let (min, max) = match name {
                     "clamp" => (self.eval_scalar(arg(1)?)?, self.eval_scalar(arg(2)?)?),
                     "clamp_min" => (self.eval_scalar(arg(1)?)?, vec![f64::INFINITY; steps]),
@@ -629,6 +635,9 @@ impl Evaluator<'_, '_> {
                     );
                 }
                 let mut series = self.eval_vector(arg(0)?)?;
+                if matches!(name, "sort" | "sort_desc") {
+                    floats_only(&mut series);
+                }
                 let value = |s: &StepSeries| s.points.first().map_or(f64::NAN, |p| p.v);
                 match name {
                     "sort" => series.sort_by(|a, b| nan_last(value(a), value(b), false)),
@@ -739,6 +748,9 @@ impl Evaluator<'_, '_> {
                     for p in &s.points {
                         present[p.step as usize] = true;
                     }
+                    for p in &s.histograms {
+                        present[p.step as usize] = true;
+                    }
                 }
                 let points: Vec<StepPoint> = present
                     .iter()
@@ -752,9 +764,10 @@ impl Evaluator<'_, '_> {
                 Ok(Val::Vector(absent_result(arg(0)?, points)))
             }
             "absent_over_time" => {
-                let series = self.range_map(name, arg(0)?, true, &mut |_, window, _, _| {
-                    (!window.is_empty()).then_some(1.0)
-                })?;
+                let series =
+                    self.range_map_mixed(name, arg(0)?, true, &mut |_, window, hs, _, _| {
+                        (!window.is_empty() || !hs.is_empty()).then_some(StepValue::F(1.0))
+                    })?;
                 let mut present = vec![false; steps];
                 for s in &series {
                     for p in &s.points {
@@ -776,21 +789,103 @@ impl Evaluator<'_, '_> {
                 let window = self.window_of(arg(0)?)?;
                 let is_counter = name != "delta";
                 let is_rate = name == "rate";
-                let result =
-                    self.range_map(name, arg(0)?, true, &mut |_, samples, _, reference| {
-                        extrapolated_rate(
-                            samples,
+                let mut issues = RateIssues::default();
+                let mut mixed: Vec<String> = Vec::new();
+                let mut not_counter: Vec<String> = Vec::new();
+                let mut not_gauge: Vec<String> = Vec::new();
+                let mut mixed_schemas: Vec<String> = Vec::new();
+                let result = self.range_map_mixed(
+                    name,
+                    arg(0)?,
+                    true,
+                    &mut |_, samples, histograms, labels, reference| {
+                        if histograms.is_empty() {
+                            return extrapolated_rate(
+                                samples,
+                                reference - window.range,
+                                reference,
+                                window.range,
+                                is_counter,
+                                is_rate,
+                            )
+                            .map(StepValue::F);
+                        }
+                        let metric = labels.metric_name().unwrap_or("").to_owned();
+                        if !samples.is_empty() {
+                            push_unique(&mut mixed, metric);
+                            return None;
+                        }
+                        if histograms.len() < 2 {
+                            return None;
+                        }
+                        let mut found = RateIssues::default();
+                        let increase =
+                            native::histogram_increase(histograms, is_counter, &mut found);
+                        if found.not_counter {
+                            push_unique(&mut not_counter, metric.clone());
+                        }
+                        if found.not_gauge {
+                            push_unique(&mut not_gauge, metric.clone());
+                        }
+                        if found.mixed_schemas {
+                            push_unique(&mut mixed_schemas, metric);
+                        }
+                        issues.reconciled |= found.reconciled;
+                        let mut h = increase?;
+                        let factor = extrapolation_factor(
+                            histograms[0].t,
+                            histograms[histograms.len() - 1].t,
+                            histograms.len(),
                             reference - window.range,
                             reference,
                             window.range,
-                            is_counter,
                             is_rate,
-                        )
-                    })?;
+                        );
+                        h.mul(factor);
+                        Some(StepValue::H(h))
+                    },
+                )?;
+                for metric in mixed {
+                    self.ctx.annotate(
+                        Severity::Warning,
+                        format!(
+                            "encountered a mix of histograms and floats for metric name {metric:?}"
+                        ),
+                        arg_position(0),
+                    );
+                }
+                for metric in not_counter {
+                    self.ctx.annotate(
+                        Severity::Warning,
+                        format!("this native histogram metric is not a counter: {metric:?}"),
+                        arg_position(0),
+                    );
+                }
+                for metric in not_gauge {
+                    self.ctx.annotate(
+                        Severity::Warning,
+                        format!("this native histogram metric is not a gauge: {metric:?}"),
+                        arg_position(0),
+                    );
+                }
+                for metric in mixed_schemas {
+                    self.ctx.annotate(
+                        Severity::Warning,
+                        format!("vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}"),
+                        arg_position(0),
+                    );
+                }
+                if issues.reconciled {
+                    self.ctx.annotate(
+                        Severity::Info,
+                        "mismatched custom buckets were reconciled during subtraction".to_owned(),
+                        arg_position(0),
+                    );
+                }
                 // Checked once per output series rather than per window.
                 if is_counter {
                     let mut reported: Vec<&str> = Vec::new();
-                    for series in &result {
+                    for series in result.iter().filter(|s| !s.points.is_empty()) {
                         if let Some(metric) = series.labels.metric_name()
                             && !["_total", "_sum", "_count", "_bucket"]
                                 .iter()
@@ -810,12 +905,29 @@ impl Evaluator<'_, '_> {
             }
             "irate" | "idelta" => {
                 let is_rate = name == "irate";
-                Ok(Val::Vector(self.range_map(
+                let mut warnings: Vec<String> = Vec::new();
+                let result = self.range_map_mixed(
                     name,
                     arg(0)?,
                     true,
-                    &mut |_, samples, _, _| instant_value(samples, is_rate),
-                )?))
+                    &mut |_, samples, histograms, labels, _| {
+                        if histograms.is_empty() {
+                            return instant_value(samples, is_rate).map(StepValue::F);
+                        }
+                        let metric = labels.metric_name().unwrap_or("");
+                        let (value, warning) =
+                            instant_histogram_value(samples, histograms, is_rate, metric);
+                        if let Some(warning) = warning {
+                            push_unique(&mut warnings, warning);
+                        }
+                        value
+                    },
+                )?;
+                for warning in warnings {
+                    self.ctx
+                        .annotate(Severity::Warning, warning, arg_position(0));
+                }
+                Ok(Val::Vector(result))
             }
             "deriv" => Ok(Val::Vector(self.range_map(
                 name,
@@ -930,26 +1042,69 @@ impl Evaluator<'_, '_> {
             | "ts_of_first_over_time" => {
                 let f = over_time_function(name)
                     .ok_or_else(|| QueryError::Internal(format!("no range function {name}")))?;
-                Ok(Val::Vector(self.range_map(
+                let mut mixed: Vec<String> = Vec::new();
+                let mut ignored: Vec<String> = Vec::new();
+                let result = self.range_map_mixed(
                     name,
                     arg(0)?,
                     true,
-                    &mut |_, samples, _, _| (!samples.is_empty()).then(|| f(samples)),
-                )?))
+                    &mut |_, samples, histograms, labels, _| {
+                        if histograms.is_empty() {
+                            return (!samples.is_empty()).then(|| StepValue::F(f(samples)));
+                        }
+                        let metric = labels.metric_name().unwrap_or("").to_owned();
+                        over_time_with_histograms(
+                            name,
+                            f,
+                            samples,
+                            histograms,
+                            metric,
+                            &mut mixed,
+                            &mut ignored,
+                        )
+                    },
+                )?;
+                for metric in mixed {
+                    self.ctx.annotate(
+                        Severity::Warning,
+                        format!(
+                            "encountered a mix of histograms and floats for metric name {metric:?}"
+                        ),
+                        arg_position(0),
+                    );
+                }
+                for metric in ignored {
+                    self.ctx.annotate(
+                        Severity::Info,
+                        format!("ignored histograms in a range containing both floats and histograms for metric name {metric:?}"),
+                        arg_position(0),
+                    );
+                }
+                Ok(Val::Vector(result))
             }
             "last_over_time" | "first_over_time" => {
                 let first = name == "first_over_time";
-                Ok(Val::Vector(self.range_map(
+                Ok(Val::Vector(self.range_map_mixed(
                     name,
                     arg(0)?,
                     false,
-                    &mut |_, samples, _, _| {
-                        if first {
+                    &mut |_, samples, histograms, _, _| {
+                        let float = if first {
                             samples.first()
                         } else {
                             samples.last()
+                        };
+                        let histogram = if first {
+                            histograms.first()
+                        } else {
+                            histograms.last()
+                        };
+                        match (float, histogram) {
+                            (Some(f), Some(h)) if (f.t < h.t) == first => Some(StepValue::F(f.v)),
+                            (_, Some(h)) => Some(StepValue::H(h.h.clone())),
+                            (Some(f), None) => Some(StepValue::F(f.v)),
+                            (None, None) => None,
                         }
-                        .map(|s| s.v)
                     },
                 )?))
             }
@@ -960,13 +1115,245 @@ impl Evaluator<'_, '_> {
             "histogram_avg" | "histogram_count" | "histogram_sum" | "histogram_stddev"
             | "histogram_stdvar" => {
                 // These read native histograms only; float samples are
-                // ignored, so over float data the result is empty.
+                // ignored.
                 let series = self.eval_vector(arg(0)?)?;
-                let released: usize = series.iter().map(|s| s.points.len()).sum();
+                let released: usize = series
+                    .iter()
+                    .map(|s| s.points.len() + s.histograms.len())
+                    .sum();
                 self.ctx.release(released);
-                Ok(Val::Vector(Vec::new()))
+                let read: fn(&FloatHistogram) -> f64 = match name {
+                    "histogram_avg" => |h| h.sum / h.count,
+                    "histogram_count" => |h| h.count,
+                    "histogram_sum" => |h| h.sum,
+                    "histogram_stddev" => |h| native::histogram_variance(h).sqrt(),
+                    _ => native::histogram_variance,
+                };
+                let mut out: Vec<StepSeries> = series
+                    .into_iter()
+                    .filter(|s| !s.histograms.is_empty())
+                    .map(|s| StepSeries {
+                        points: s
+                            .histograms
+                            .iter()
+                            .map(|p| StepPoint {
+                                step: p.step,
+                                v: read(&p.h),
+                            })
+                            .collect(),
+                        labels: s.labels,
+                        drop_name: true,
+                        histograms: Vec::new(),
+                    })
+                    .collect();
+                out.retain(|s| !s.points.is_empty());
+                self.ctx.hold(out.iter().map(|s| s.points.len()).sum())?;
+                Ok(Val::Vector(out))
             }
             other => Err(QueryError::BadData(format!("unknown function {other:?}"))),
+        }
+    }
+}
+
+/// Adds `item` unless present (annotations name each metric once).
+fn push_unique(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// The factor by which `extrapolatedRate` scales the increase between the
+/// first sample (at `first_t`) and the last (at `last_t`) of a window of
+/// `samples` samples; without the extrapolation to a counter's zero
+/// point, which Prometheus does for floats only.
+fn extrapolation_factor(
+    first_t: i64,
+    last_t: i64,
+    samples: usize,
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    is_rate: bool,
+) -> f64 {
+    let mut duration_to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut duration_to_end = (range_end - last_t) as f64 / 1000.0;
+    let sampled_interval = (last_t - first_t) as f64 / 1000.0;
+    let average_between = sampled_interval / (samples - 1) as f64;
+    let threshold = average_between * 1.1;
+    if duration_to_start >= threshold {
+        duration_to_start = average_between / 2.0;
+    }
+    if duration_to_end >= threshold {
+        duration_to_end = average_between / 2.0;
+    }
+    let mut factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
+    if is_rate {
+        factor /= range as f64 / 1000.0;
+    }
+    factor
+}
+
+/// `irate`/`idelta` over a window holding histograms: from the last two
+/// samples, which must both be histograms. Returns the value and a
+/// warning.
+fn instant_histogram_value(
+    samples: &[Point],
+    histograms: &[HPoint],
+    is_rate: bool,
+    metric: &str,
+) -> (Option<StepValue>, Option<String>) {
+    let last = &histograms[histograms.len() - 1];
+    // The two newest samples, floats or histograms.
+    let newest_float = samples.last().map(|p| p.t);
+    if newest_float.is_some_and(|t| t > last.t) {
+        return (
+            None,
+            Some(format!(
+                "encountered a mix of histograms and floats for metric name {metric:?}"
+            )),
+        );
+    }
+    if histograms.len() < 2 {
+        return (
+            None,
+            newest_float.map(|_| {
+                format!("encountered a mix of histograms and floats for metric name {metric:?}")
+            }),
+        );
+    }
+    let previous = &histograms[histograms.len() - 2];
+    if newest_float.is_some_and(|t| t > previous.t) {
+        return (
+            None,
+            Some(format!(
+                "encountered a mix of histograms and floats for metric name {metric:?}"
+            )),
+        );
+    }
+    if last.h.uses_custom_buckets() != previous.h.uses_custom_buckets() {
+        return (
+            None,
+            Some(format!(
+                "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}"
+            )),
+        );
+    }
+    let gauge = CounterResetHint::Gauge;
+    let mut warning = None;
+    let mut result = if is_rate && last.h.detect_reset(&previous.h) {
+        last.h.clone()
+    } else {
+        match last.h.sub(&previous.h) {
+            Ok(combined) => combined.histogram,
+            Err(_) => return (None, None),
+        }
+    };
+    if is_rate && (last.h.counter_reset_hint == gauge || previous.h.counter_reset_hint == gauge) {
+        warning = Some(format!(
+            "this native histogram metric is not a counter: {metric:?}"
+        ));
+    }
+    if !is_rate && (last.h.counter_reset_hint != gauge || previous.h.counter_reset_hint != gauge) {
+        warning = Some(format!(
+            "this native histogram metric is not a gauge: {metric:?}"
+        ));
+    }
+    let interval = last.t - previous.t;
+    if interval == 0 {
+        return (None, warning);
+    }
+    if is_rate {
+        result.div(interval as f64 / 1000.0);
+    }
+    result.counter_reset_hint = gauge;
+    result.compact(0);
+    (Some(StepValue::H(result)), warning)
+}
+
+/// The `*_over_time` functions, `changes` and `resets` over a window that
+/// holds histograms.
+fn over_time_with_histograms(
+    name: &str,
+    f: fn(&[Point]) -> f64,
+    samples: &[Point],
+    histograms: &[HPoint],
+    metric: String,
+    mixed: &mut Vec<String>,
+    ignored: &mut Vec<String>,
+) -> Option<StepValue> {
+    match name {
+        "count_over_time" => Some(StepValue::F((samples.len() + histograms.len()) as f64)),
+        "present_over_time" => Some(StepValue::F(1.0)),
+        "sum_over_time" | "avg_over_time" => {
+            if !samples.is_empty() {
+                push_unique(mixed, metric);
+                return None;
+            }
+            let mut sum = histograms[0].h.clone();
+            for p in &histograms[1..] {
+                sum = sum.add(&p.h).ok()?.histogram;
+            }
+            if name == "avg_over_time" {
+                sum.div(histograms.len() as f64);
+            }
+            sum.counter_reset_hint = CounterResetHint::Gauge;
+            sum.compact(0);
+            Some(StepValue::H(sum))
+        }
+        "ts_of_last_over_time" | "ts_of_first_over_time" => {
+            let float = if name == "ts_of_last_over_time" {
+                samples.last()
+            } else {
+                samples.first()
+            }
+            .map(|p| p.t);
+            let histogram = if name == "ts_of_last_over_time" {
+                histograms.last()
+            } else {
+                histograms.first()
+            }
+            .map(|p| p.t);
+            let t = match (float, histogram) {
+                (Some(a), Some(b)) if name == "ts_of_last_over_time" => a.max(b),
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b)?,
+            };
+            Some(StepValue::F(t as f64 / 1000.0))
+        }
+        "changes" | "resets" => {
+            // Floats and histograms in time order; a change of type is a
+            // change, never a reset.
+            let mut merged: Vec<(i64, Option<&FloatHistogram>, f64)> = samples
+                .iter()
+                .map(|p| (p.t, None, p.v))
+                .chain(histograms.iter().map(|p| (p.t, Some(&p.h), 0.0)))
+                .collect();
+            merged.sort_by_key(|m| m.0);
+            let mut count = 0.0;
+            for pair in merged.windows(2) {
+                let (previous, current) = (&pair[0], &pair[1]);
+                let counted = match (previous.1, current.1, name) {
+                    (Some(a), Some(b), "changes") => !a.equals(b),
+                    (Some(a), Some(b), _) => b.detect_reset(a),
+                    (None, None, "changes") => {
+                        !(previous.2 == current.2 || previous.2.is_nan() && current.2.is_nan())
+                    }
+                    (None, None, _) => current.2 < previous.2,
+                    (_, _, "changes") => true,
+                    _ => false,
+                };
+                if counted {
+                    count += 1.0;
+                }
+            }
+            Some(StepValue::F(count))
+        }
+        _ => {
+            if samples.is_empty() {
+                return None;
+            }
+            push_unique(ignored, metric);
+            Some(StepValue::F(f(samples)))
         }
     }
 }

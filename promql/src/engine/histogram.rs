@@ -11,6 +11,7 @@ use super::QueryError;
 use super::aggregate::go_g;
 use super::binary::point_at;
 use super::eval::{Evaluator, StepPoint, StepSeries, Val};
+use super::native;
 use crate::parser::Expr;
 use crate::value::format_float;
 
@@ -246,6 +247,11 @@ impl Evaluator<'_, '_> {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut members: Vec<Option<(usize, f64)>> = Vec::with_capacity(input.len());
         for s in &input {
+            if s.points.is_empty() {
+                // A series of native histograms only: no classic bucket.
+                members.push(None);
+                continue;
+            }
             let le = s.labels.get(BUCKET_LABEL).unwrap_or("");
             let Some(bound) = parse_go_float(le) else {
                 self.ctx.annotate(
@@ -349,6 +355,39 @@ impl Evaluator<'_, '_> {
                     ),
                     arg_position(vector_arg),
                 );
+            }
+        }
+        // Native histograms: each sample answers for itself.
+        for s in input.iter().filter(|s| !s.histograms.is_empty()) {
+            for o in 0..outputs {
+                let labels = match &quantile_label {
+                    Some(label) => {
+                        let mut builder = LabelsBuilder::new(s.labels.clone());
+                        let q = params[o].first().copied().unwrap_or(f64::NAN);
+                        builder.set(label, &quantile_label_value(q));
+                        builder.labels()
+                    }
+                    None => s.labels.clone(),
+                };
+                let points = s
+                    .histograms
+                    .iter()
+                    .map(|p| {
+                        let step = p.step as usize;
+                        let v = if name == "histogram_fraction" {
+                            native::histogram_fraction(params[0][step], params[1][step], &p.h)
+                        } else {
+                            native::histogram_quantile(params[o][step], &p.h)
+                        };
+                        StepPoint { step: p.step, v }
+                    })
+                    .collect();
+                out.push(StepSeries {
+                    labels,
+                    drop_name: true,
+                    points,
+                    histograms: Vec::new(),
+                });
             }
         }
         out.retain(|s| !s.points.is_empty());
