@@ -9,7 +9,7 @@ use ember_model::storage::Severity;
 
 use super::QueryError;
 use super::binary::point_at;
-use super::eval::{Evaluator, StepPoint, StepSeries, Val};
+use super::eval::{Evaluator, HistogramStepPoint, StepPoint, StepSeries, Val};
 use super::functions::{kahan_add, quantile};
 use crate::parser::token::{
     T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMIT_RATIO, T_LIMITK, T_MAX, T_MIN,
@@ -17,6 +17,7 @@ use crate::parser::token::{
 };
 use crate::parser::{AggregateExpr, Expr, LabelModifier};
 use crate::value::format_float;
+use ember_model::histogram::FloatHistogram;
 
 /// Running state of a `sum`/`avg`/... group at one step.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,7 +51,47 @@ impl Evaluator<'_, '_> {
                 scalar_param = Some(self.eval_scalar(param)?);
             }
         }
-        let input = self.eval_vector(&agg.expr)?;
+        let mut input = self.eval_vector(&agg.expr)?;
+        let has_histograms = input.iter().any(|s| !s.histograms.is_empty());
+        // Histogram points of every input series by step, for the
+        // operators that pass them through (`limitk`, `limit_ratio`).
+        let mut passed_histograms: Vec<HashMap<u32, Box<FloatHistogram>>> = Vec::new();
+        if has_histograms {
+            let position = self.ctx.position_of(node).map(|(p, _)| p);
+            match op {
+                T_COUNT | T_GROUP | T_LIMITK | T_LIMIT_RATIO => {
+                    // These look at presence, not values: histogram points
+                    // take part as placeholder floats.
+                    for s in &mut input {
+                        let histograms = std::mem::take(&mut s.histograms);
+                        let placeholders: Vec<StepPoint> = histograms
+                            .iter()
+                            .map(|p| StepPoint {
+                                step: p.step,
+                                v: 0.0,
+                            })
+                            .collect();
+                        s.points = merge_steps(std::mem::take(&mut s.points), placeholders);
+                        if op == T_LIMITK || op == T_LIMIT_RATIO {
+                            let map: HashMap<u32, Box<FloatHistogram>> =
+                                histograms.into_iter().map(|p| (p.step, p.h)).collect();
+                            passed_histograms.push(map);
+                        }
+                    }
+                }
+                T_MIN | T_MAX | T_STDDEV | T_STDVAR | T_QUANTILE | T_TOPK | T_BOTTOMK => {
+                    self.ctx.annotate(
+                        Severity::Info,
+                        format!(
+                            "ignored histogram in {} aggregation",
+                            agg.op.to_string().to_ascii_lowercase()
+                        ),
+                        position,
+                    );
+                }
+                _ => {}
+            }
+        }
         let (by, names): (bool, Vec<String>) = match &agg.modifier {
             Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
             Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
@@ -90,7 +131,10 @@ impl Evaluator<'_, '_> {
         }
         let steps = self.steps();
         let mut cursors = vec![0usize; input.len()];
-        let released: usize = input.iter().map(|s| s.points.len()).sum();
+        let released: usize = input
+            .iter()
+            .map(|s| s.points.len() + s.histograms.len())
+            .sum();
 
         let result = match op {
             T_SUM | T_AVG | T_COUNT | T_MIN | T_MAX | T_GROUP | T_STDDEV | T_STDVAR => {
@@ -141,7 +185,10 @@ impl Evaluator<'_, '_> {
                         }
                     }
                 }
-                out.retain(|s| !s.points.is_empty());
+                if has_histograms && matches!(op, T_SUM | T_AVG) {
+                    self.aggregate_histograms(node, op, &input, &series_group, &mut out);
+                }
+                out.retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
                 out
             }
             T_QUANTILE => {
@@ -334,11 +381,26 @@ impl Evaluator<'_, '_> {
                 let mut input = input;
                 order
                     .into_iter()
-                    .map(|(_, i)| StepSeries {
-                        histograms: Vec::new(),
-                        labels: std::mem::take(&mut input[i].labels),
-                        drop_name: input[i].drop_name,
-                        points: std::mem::take(&mut selected[i]),
+                    .map(|(_, i)| {
+                        let mut points = std::mem::take(&mut selected[i]);
+                        let mut histograms = Vec::new();
+                        if let Some(passed) = passed_histograms.get_mut(i)
+                            && !passed.is_empty()
+                        {
+                            points.retain(|p| match passed.remove(&p.step) {
+                                Some(h) => {
+                                    histograms.push(HistogramStepPoint { step: p.step, h });
+                                    false
+                                }
+                                None => true,
+                            });
+                        }
+                        StepSeries {
+                            histograms,
+                            labels: std::mem::take(&mut input[i].labels),
+                            drop_name: input[i].drop_name,
+                            points,
+                        }
                     })
                     .collect()
             }
@@ -350,9 +412,124 @@ impl Evaluator<'_, '_> {
             }
         };
         self.ctx.release(released);
-        let held: usize = result.iter().map(|s| s.points.len()).sum();
+        let held: usize = result
+            .iter()
+            .map(|s| s.points.len() + s.histograms.len())
+            .sum();
         self.ctx.hold(held)?;
         Ok(Val::Vector(result))
+    }
+}
+
+/// Merges two step-sorted point lists (steps never repeat).
+fn merge_steps(a: Vec<StepPoint>, b: Vec<StepPoint>) -> Vec<StepPoint> {
+    if b.is_empty() {
+        return a;
+    }
+    let mut merged: Vec<StepPoint> = a.into_iter().chain(b).collect();
+    merged.sort_by_key(|p| p.step);
+    merged
+}
+
+impl Evaluator<'_, '_> {
+    /// `sum` and `avg` of the histogram points of `input` into the groups'
+    /// output series `out`; a group whose step holds floats and histograms
+    /// yields nothing at that step, with a warning, as in Prometheus.
+    fn aggregate_histograms(
+        &self,
+        node: &Expr,
+        op: u16,
+        input: &[StepSeries],
+        series_group: &[usize],
+        out: &mut [StepSeries],
+    ) {
+        let position = self.ctx.position_of(node).map(|(p, _)| p);
+        // (group, step) -> (running sum, count, failed).
+        let mut sums: HashMap<(usize, u32), (FloatHistogram, f64, bool)> = HashMap::new();
+        let mut order: Vec<(usize, u32)> = Vec::new();
+        let (mut collision, mut incompatible, mut reconciled) = (false, false, false);
+        for (i, s) in input.iter().enumerate() {
+            for p in &s.histograms {
+                let key = (series_group[i], p.step);
+                match sums.get_mut(&key) {
+                    None => {
+                        order.push(key);
+                        sums.insert(key, ((*p.h).clone(), 1.0, false));
+                    }
+                    Some((_, _, true)) => {}
+                    Some((sum, count, failed)) => match sum.add(&p.h) {
+                        Ok(combined) => {
+                            collision |= combined.counter_reset_collision;
+                            reconciled |= combined.custom_buckets_reconciled;
+                            *sum = combined.histogram;
+                            *count += 1.0;
+                        }
+                        Err(_) => {
+                            incompatible = true;
+                            *failed = true;
+                        }
+                    },
+                }
+            }
+        }
+        let mut mixed = false;
+        order.sort_unstable();
+        for key in order {
+            let (mut sum, count, failed) = sums
+                .remove(&key)
+                .unwrap_or_else(|| (FloatHistogram::default(), 0.0, true));
+            let series = &mut out[key.0];
+            if let Ok(index) = series.points.binary_search_by_key(&key.1, |p| p.step) {
+                series.points.remove(index);
+                mixed = true;
+                continue;
+            }
+            if failed {
+                continue;
+            }
+            if op == T_AVG {
+                sum.div(count);
+            }
+            sum.compact(0);
+            series.histograms.push(HistogramStepPoint {
+                step: key.1,
+                h: Box::new(sum),
+            });
+        }
+        if mixed {
+            self.ctx.annotate(
+                Severity::Warning,
+                "encountered a mix of histograms and floats for aggregation".to_owned(),
+                position,
+            );
+        }
+        if incompatible {
+            let name = input
+                .iter()
+                .find_map(|s| s.labels.metric_name())
+                .unwrap_or("");
+            self.ctx.annotate(
+                Severity::Warning,
+                format!(
+                    "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {name:?}"
+                ),
+                position,
+            );
+        }
+        if collision {
+            self.ctx.annotate(
+                Severity::Warning,
+                "conflicting counter resets during histogram aggregation".to_owned(),
+                position,
+            );
+        }
+        if reconciled {
+            self.ctx.annotate(
+                Severity::Info,
+                "mismatched custom buckets were reconciled during aggregation".to_owned(),
+                position,
+            );
+        }
     }
 }
 
