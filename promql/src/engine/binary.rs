@@ -2,12 +2,15 @@
 //! scalars and instant vectors, with Prometheus's vector matching
 //! (`on`/`ignoring`, `group_left`/`group_right`, `bool`).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
+use ember_model::histogram::FloatHistogram;
 use ember_model::labels::{Labels, LabelsBuilder, METRIC_NAME};
+use ember_model::storage::Severity;
 
 use super::QueryError;
-use super::eval::{Evaluator, StepPoint, StepSeries, Val, val_type_name};
+use super::eval::{Evaluator, HistogramStepPoint, StepPoint, StepSeries, Val, val_type_name};
 use crate::parser::token::{
     T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
     T_MUL, T_NEQ, T_POW, T_SUB,
@@ -133,15 +136,38 @@ impl Evaluator<'_, '_> {
                 let matching = Matching::of(b.modifier.as_ref(), &default_card);
                 // The operands' points are released here and the result's
                 // held instead.
-                let operand_points: usize = l.iter().chain(&r).map(|s| s.points.len()).sum();
+                let operand_points: usize = l
+                    .iter()
+                    .chain(&r)
+                    .map(|s| s.points.len() + s.histograms.len())
+                    .sum();
                 self.ctx.release(operand_points);
                 let result = match b.op.id() {
                     T_LAND => self.and_unless(l, r, &matching, true),
                     T_LUNLESS => self.and_unless(l, r, &matching, false),
                     T_LOR => self.or(l, r, &matching),
-                    _ => self.vector_vector(b.op, l, r, &matching, return_bool)?,
+                    _ if l.iter().chain(&r).any(|s| !s.histograms.is_empty()) => {
+                        // Histogram points travel through the float
+                        // matching code as boxed indexes into a table.
+                        let (mut l, mut r) = (l, r);
+                        let table = RefCell::new(Boxed::default());
+                        box_series(&mut l, &mut table.borrow_mut());
+                        box_series(&mut r, &mut table.borrow_mut());
+                        let mut result =
+                            self.vector_vector(b.op, l, r, &matching, return_bool, Some(&table))?;
+                        let mut table = table.into_inner();
+                        unbox_series(&mut result, &mut table);
+                        self.report(table, b.op);
+                        result
+                    }
+                    _ => self.vector_vector(b.op, l, r, &matching, return_bool, None)?,
                 };
-                self.ctx.hold(result.iter().map(|s| s.points.len()).sum())?;
+                self.ctx.hold(
+                    result
+                        .iter()
+                        .map(|s| s.points.len() + s.histograms.len())
+                        .sum(),
+                )?;
                 Ok(Val::Vector(result))
             }
             (l, r) => Err(QueryError::BadData(format!(
@@ -187,8 +213,65 @@ impl Evaluator<'_, '_> {
                 s.drop_name = true;
             }
         }
-        series.retain(|s| !s.points.is_empty());
+        if series.iter().any(|s| !s.histograms.is_empty()) {
+            let mut table = Boxed::default();
+            for s in &mut series {
+                let histograms = std::mem::take(&mut s.histograms);
+                for p in histograms {
+                    let other = scalar.get(p.step as usize).copied().unwrap_or(f64::NAN);
+                    let (l, r) = if scalar_on_left {
+                        (other, box_value(&mut table, *p.h))
+                    } else {
+                        (box_value(&mut table, *p.h), other)
+                    };
+                    let Some(v) = table.apply(op, l, r, return_bool) else {
+                        continue;
+                    };
+                    s.drop_name = true;
+                    match unbox(v) {
+                        Some(i) => s.histograms.push(HistogramStepPoint {
+                            step: p.step,
+                            h: Box::new(table.take(i)),
+                        }),
+                        None => {
+                            let index = s.points.partition_point(|q| q.step < p.step);
+                            s.points.insert(index, StepPoint { step: p.step, v });
+                        }
+                    }
+                }
+            }
+            self.report(table, op);
+        }
+        series.retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
         series
+    }
+
+    /// Adds the annotations a histogram operation collected.
+    fn report(&self, table: Boxed, op: TokenType) {
+        for (lhs, rhs) in table.incompatible {
+            self.ctx.annotate(
+                Severity::Info,
+                format!(
+                    "incompatible sample types encountered for binary operator {:?}: {lhs} {op} {rhs}",
+                    op.to_string()
+                ),
+                None,
+            );
+        }
+        if table.layout_mismatch {
+            self.ctx.annotate(
+                Severity::Warning,
+                format!("incompatible bucket layout encountered for binary operator {op}"),
+                None,
+            );
+        }
+        if let Some(during) = table.reconciled {
+            self.ctx.annotate(
+                Severity::Info,
+                format!("mismatched custom buckets were reconciled during {during}"),
+                None,
+            );
+        }
     }
 
     /// `and` (`keep_matching`) and `unless` (not `keep_matching`).
@@ -206,13 +289,18 @@ impl Evaluator<'_, '_> {
             for p in &s.points {
                 present[p.step as usize].insert(sig);
             }
+            for p in &s.histograms {
+                present[p.step as usize].insert(sig);
+            }
         }
         for s in &mut lhs {
             let sig = matching.signature(&s.labels);
             s.points
                 .retain(|p| present[p.step as usize].contains(&sig) == keep_matching);
+            s.histograms
+                .retain(|p| present[p.step as usize].contains(&sig) == keep_matching);
         }
-        lhs.retain(|s| !s.points.is_empty());
+        lhs.retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
         lhs
     }
 
@@ -229,13 +317,18 @@ impl Evaluator<'_, '_> {
             for p in &s.points {
                 present[p.step as usize].insert(sig);
             }
+            for p in &s.histograms {
+                present[p.step as usize].insert(sig);
+            }
         }
         for s in &mut rhs {
             let sig = matching.signature(&s.labels);
             s.points
                 .retain(|p| !present[p.step as usize].contains(&sig));
+            s.histograms
+                .retain(|p| !present[p.step as usize].contains(&sig));
         }
-        rhs.retain(|s| !s.points.is_empty());
+        rhs.retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
         lhs.extend(rhs);
         lhs
     }
@@ -247,6 +340,7 @@ impl Evaluator<'_, '_> {
         rhs: Vec<StepSeries>,
         matching: &Matching<'_>,
         return_bool: bool,
+        histograms: Option<&RefCell<Boxed>>,
     ) -> Result<Vec<StepSeries>, QueryError> {
         if matches!(matching.card, VectorMatchCardinality::ManyToMany) {
             return Err(QueryError::BadData(
@@ -318,7 +412,7 @@ impl Evaluator<'_, '_> {
                         "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
                     ));
                 }
-                let Some(value) = combine(op, one_to_many, v, w, return_bool) else {
+                let Some(value) = combine(op, one_to_many, v, w, return_bool, histograms) else {
                     continue;
                 };
                 let o = *pair_index.entry((Some(i), j)).or_insert_with(|| {
@@ -341,7 +435,8 @@ impl Evaluator<'_, '_> {
                     if matched.contains_key(&sig) {
                         continue;
                     }
-                    let Some(value) = combine(op, one_to_many, v, w, return_bool) else {
+                    let Some(value) = combine(op, one_to_many, v, w, return_bool, histograms)
+                    else {
                         continue;
                     };
                     let o = *pair_index.entry((None, Some(j))).or_insert_with(|| {
@@ -364,17 +459,190 @@ fn combine(
     many: f64,
     one: f64,
     return_bool: bool,
+    histograms: Option<&RefCell<Boxed>>,
 ) -> Option<f64> {
     let (l, r) = if one_to_many {
         (one, many)
     } else {
         (many, one)
     };
+    if let Some(table) = histograms
+        && (unbox(l).is_some() || unbox(r).is_some())
+    {
+        return table.borrow_mut().apply(op, l, r, return_bool);
+    }
     let (value, keep) = apply(op, l, r);
     if return_bool {
         Some(if keep { 1.0 } else { 0.0 })
     } else {
         keep.then_some(value)
+    }
+}
+
+/// The tag of a boxed histogram: a signalling NaN whose low 48 bits are an
+/// index into a [`Boxed`] table. Boxed values are only ever moved, never
+/// computed with, so their bits survive.
+const BOX_TAG: u64 = 0x7ff4_0000_0000_0000;
+const BOX_MASK: u64 = 0xffff_0000_0000_0000;
+
+fn unbox(v: f64) -> Option<usize> {
+    let bits = v.to_bits();
+    (bits & BOX_MASK == BOX_TAG).then_some((bits & !BOX_MASK) as usize)
+}
+
+fn box_value(table: &mut Boxed, h: FloatHistogram) -> f64 {
+    table.items.push(Some(h));
+    f64::from_bits(BOX_TAG | (table.items.len() - 1) as u64)
+}
+
+/// The histograms of a vector-vector operation and what combining them
+/// found for annotations.
+#[derive(Default)]
+pub(super) struct Boxed {
+    items: Vec<Option<FloatHistogram>>,
+    /// Operand type pairs of incompatible operations.
+    incompatible: Vec<(&'static str, &'static str)>,
+    layout_mismatch: bool,
+    reconciled: Option<&'static str>,
+}
+
+impl Boxed {
+    fn take(&mut self, index: usize) -> FloatHistogram {
+        self.items
+            .get_mut(index)
+            .and_then(Option::take)
+            .unwrap_or_default()
+    }
+
+    fn get(&self, index: usize) -> FloatHistogram {
+        self.items
+            .get(index)
+            .and_then(Clone::clone)
+            .unwrap_or_default()
+    }
+
+    fn incompatible(&mut self, lhs: &'static str, rhs: &'static str) -> Option<f64> {
+        if !self.incompatible.contains(&(lhs, rhs)) {
+            self.incompatible.push((lhs, rhs));
+        }
+        None
+    }
+
+    /// `l op r` where at least one side is a boxed histogram, as
+    /// Prometheus's `vectorElemBinop`: histogram + and - histogram,
+    /// histogram * and / float, float * histogram, == and != between
+    /// histograms; anything else is dropped with an info.
+    fn apply(&mut self, op: TokenType, l: f64, r: f64, return_bool: bool) -> Option<f64> {
+        let kind = |v: f64| {
+            if unbox(v).is_some() {
+                "histogram"
+            } else {
+                "float"
+            }
+        };
+        match (unbox(l), unbox(r)) {
+            (Some(a), Some(b)) => match op.id() {
+                T_ADD | T_SUB => {
+                    let (a, b) = (self.get(a), self.get(b));
+                    let combined = if op.id() == T_ADD {
+                        a.add(&b)
+                    } else {
+                        a.sub(&b)
+                    };
+                    match combined {
+                        Ok(c) => {
+                            if c.custom_buckets_reconciled {
+                                self.reconciled = Some(if op.id() == T_ADD {
+                                    "addition"
+                                } else {
+                                    "subtraction"
+                                });
+                            }
+                            let mut h = c.histogram;
+                            h.compact(0);
+                            Some(box_value(self, h))
+                        }
+                        Err(_) => {
+                            self.layout_mismatch = true;
+                            None
+                        }
+                    }
+                }
+                T_EQLC | T_NEQ => {
+                    let equal = self.get(a).equals(&self.get(b));
+                    let keep = equal == (op.id() == T_EQLC);
+                    if return_bool {
+                        Some(if keep { 1.0 } else { 0.0 })
+                    } else {
+                        keep.then_some(l)
+                    }
+                }
+                _ => self.incompatible("histogram", "histogram"),
+            },
+            (Some(a), None) => match op.id() {
+                T_MUL | T_DIV => {
+                    let mut h = self.get(a);
+                    if op.id() == T_MUL {
+                        h.mul(r);
+                    } else {
+                        h.div(r);
+                    }
+                    Some(box_value(self, h))
+                }
+                _ => self.incompatible(kind(l), kind(r)),
+            },
+            (None, Some(b)) => match op.id() {
+                T_MUL => {
+                    let mut h = self.get(b);
+                    h.mul(l);
+                    Some(box_value(self, h))
+                }
+                _ => self.incompatible(kind(l), kind(r)),
+            },
+            (None, None) => None,
+        }
+    }
+}
+
+/// Moves every series' histogram points into its float points as boxed
+/// indexes.
+fn box_series(series: &mut [StepSeries], table: &mut Boxed) {
+    for s in series.iter_mut() {
+        if s.histograms.is_empty() {
+            continue;
+        }
+        let boxed: Vec<StepPoint> = std::mem::take(&mut s.histograms)
+            .into_iter()
+            .map(|p| StepPoint {
+                step: p.step,
+                v: box_value(table, *p.h),
+            })
+            .collect();
+        let mut points: Vec<StepPoint> = std::mem::take(&mut s.points)
+            .into_iter()
+            .chain(boxed)
+            .collect();
+        points.sort_by_key(|p| p.step);
+        s.points = points;
+    }
+}
+
+/// Moves boxed points back into the histogram points.
+fn unbox_series(series: &mut [StepSeries], table: &mut Boxed) {
+    for s in series.iter_mut() {
+        if !s.points.iter().any(|p| unbox(p.v).is_some()) {
+            continue;
+        }
+        let points = std::mem::take(&mut s.points);
+        for p in points {
+            match unbox(p.v) {
+                Some(i) => s.histograms.push(HistogramStepPoint {
+                    step: p.step,
+                    h: Box::new(table.get(i)),
+                }),
+                None => s.points.push(p),
+            }
+        }
     }
 }
 

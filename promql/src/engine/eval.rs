@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Instant;
 
-use ember_model::histogram::FloatHistogram;
+use ember_model::histogram::{CounterResetHint, FloatHistogram};
 use ember_model::labels::{Labels, METRIC_NAME};
 use ember_model::matcher::{MatchOp, Matcher};
 use ember_model::sample::Sample as Point;
@@ -500,6 +500,9 @@ impl Evaluator<'_, '_> {
                     for s in &mut series {
                         s.drop_name = true;
                         s.points.iter_mut().for_each(|p| p.v = -p.v);
+                        s.histograms.iter_mut().for_each(|p| {
+                            p.h.mul(-1.0);
+                        });
                     }
                     Ok(Val::Vector(series))
                 }
@@ -907,9 +910,18 @@ impl Evaluator<'_, '_> {
                             .map(|p| Point::new(inner.time(p.step as usize), p.v)),
                     );
                     hbuffer.clear();
-                    hbuffer.extend(s.histograms.iter().map(|p| HPoint {
-                        t: inner.time(p.step as usize),
-                        h: (*p.h).clone(),
+                    // A subquery repeats a sample at every step that sees
+                    // it, so a stored counter-reset hint would count the
+                    // same reset again; its points are compared instead.
+                    hbuffer.extend(s.histograms.iter().map(|p| {
+                        let mut h = (*p.h).clone();
+                        if h.counter_reset_hint != CounterResetHint::Gauge {
+                            h.counter_reset_hint = CounterResetHint::Unknown;
+                        }
+                        HPoint {
+                            t: inner.time(p.step as usize),
+                            h,
+                        }
                     }));
                     let labels = if s.drop_name {
                         drop_metric_identity(&s.labels)
