@@ -438,3 +438,56 @@ remote_write:
         "{up}"
     );
 }
+
+/// Every example's README snippet is a valid configuration as written
+/// (with `path:` pointing at the built plugins), so it can be pasted.
+#[test]
+fn every_example_readme_snippet_passes_ember_check_config() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let plugins = repo.join("target/plugins");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo.join("plugins")).expect("plugins/") {
+        let readme = entry.expect("entry").path().join("README.md");
+        let Ok(text) = std::fs::read_to_string(&readme) else {
+            continue;
+        };
+        let mut snippet = String::new();
+        let mut inside = false;
+        for line in text.lines() {
+            match (inside, line.trim_start()) {
+                (false, "```yaml") => inside = true,
+                (true, "```") => inside = false,
+                (true, _) => {
+                    snippet.push_str(line);
+                    snippet.push('\n');
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            snippet.contains("plugins:"),
+            "{} has no ember.yml snippet",
+            readme.display()
+        );
+        let snippet = snippet.replace(
+            "path: target/plugins/",
+            &format!("path: {}/", plugins.display()),
+        );
+        let file = dir.path().join("ember.yml");
+        std::fs::write(&file, &snippet).expect("write snippet");
+        let output = Command::new(ember_tests::ember_binary())
+            .args(["check", "config"])
+            .arg(&file)
+            .output()
+            .expect("run ember check config");
+        assert!(
+            output.status.success(),
+            "{}: {}\n{snippet}",
+            readme.display(),
+            String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 7, "only {checked} example READMEs found");
+}

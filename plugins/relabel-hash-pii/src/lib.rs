@@ -13,16 +13,8 @@
 //! | `salt` | secret prefix; without one, common values can be guessed by hashing candidates | empty |
 //! | `length` | hex digits kept, 8 to 64 | 16 |
 //!
-//! The server's `plugins:` configuration section is not wired yet; its
-//! intended shape, for illustration:
-//!
-//! ```yaml
-//! plugins:
-//!   - name: hash-pii
-//!     kind: relabeler
-//!     path: plugins/relabel-hash-pii.wasm
-//!     config: { labels: "email,user_id", salt: "s3cret", length: "16" }
-//! ```
+//! See `README.md` beside this crate for a complete `ember.yml` that loads
+//! and uses it.
 
 use ember_plugin_sdk::{Config, LabelSetMut, PluginError, Relabeler, export_relabeler};
 use sha2::{Digest, Sha256};
