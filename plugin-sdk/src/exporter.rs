@@ -69,6 +69,23 @@ impl MetricFamilyBuilder {
         MetricFamilyBuilder::new(name, MetricType::Unknown)
     }
 
+    /// Starts an info family; its samples are named `<name>_info` with
+    /// value 1 (see [`info`](Self::info)).
+    pub fn info_family(name: impl Into<String>) -> MetricFamilyBuilder {
+        MetricFamilyBuilder::new(name, MetricType::Info)
+    }
+
+    /// Starts a histogram; add observations with
+    /// [`histogram`](Self::histogram).
+    pub fn histogram_family(name: impl Into<String>) -> MetricFamilyBuilder {
+        MetricFamilyBuilder::new(name, MetricType::Histogram)
+    }
+
+    /// Starts a summary; add observations with [`summary`](Self::summary).
+    pub fn summary_family(name: impl Into<String>) -> MetricFamilyBuilder {
+        MetricFamilyBuilder::new(name, MetricType::Summary)
+    }
+
     /// Sets the help text.
     pub fn help(mut self, help: impl Into<String>) -> MetricFamilyBuilder {
         self.family.help = help.into();
@@ -114,9 +131,115 @@ impl MetricFamilyBuilder {
         self
     }
 
+    /// Adds an info sample: `<name>_info` with these labels and value 1.
+    pub fn info<N: Into<String>, V: Into<String>>(
+        self,
+        info_labels: impl IntoIterator<Item = (N, V)>,
+    ) -> MetricFamilyBuilder {
+        self.sample_with_suffix("_info", info_labels, 1.0)
+    }
+
+    /// Adds one histogram: a `<name>_bucket` sample per upper bound with its
+    /// cumulative count (an `le="+Inf"` bucket equal to `count` is added
+    /// when `buckets` has none), then `<name>_sum` and `<name>_count`.
+    /// `buckets` are `(upper bound, cumulative count)` in increasing order.
+    ///
+    /// ```
+    /// use ember_plugin_sdk::MetricFamilyBuilder;
+    ///
+    /// let family = MetricFamilyBuilder::histogram_family("latency_seconds")
+    ///     .unit("seconds")
+    ///     .histogram([("path", "/")], &[(0.1, 3.0), (1.0, 7.0)], 2.5, 8.0)
+    ///     .build();
+    /// let names: Vec<_> = family.samples.iter().map(|s| s.name.as_str()).collect();
+    /// assert_eq!(names, ["latency_seconds_bucket"; 3].iter().copied()
+    ///     .chain(["latency_seconds_sum", "latency_seconds_count"]).collect::<Vec<_>>());
+    /// assert_eq!(family.samples[2].labels[1].value, "+Inf");
+    /// ```
+    pub fn histogram<N: Into<String>, V: Into<String>>(
+        mut self,
+        sample_labels: impl IntoIterator<Item = (N, V)>,
+        buckets: &[(f64, f64)],
+        sum: f64,
+        count: f64,
+    ) -> MetricFamilyBuilder {
+        let base = labels(sample_labels);
+        let mut bounds: Vec<(String, f64)> = buckets
+            .iter()
+            .map(|&(le, cumulative)| (format_bound(le), cumulative))
+            .collect();
+        if !buckets.iter().any(|&(le, _)| le == f64::INFINITY) {
+            bounds.push(("+Inf".to_owned(), count));
+        }
+        for (le, cumulative) in bounds {
+            let mut with_le = base.clone();
+            with_le.push(crate::Label {
+                name: "le".to_owned(),
+                value: le,
+            });
+            self.push_sample("_bucket", with_le, cumulative);
+        }
+        self.push_sample("_sum", base.clone(), sum);
+        self.push_sample("_count", base, count);
+        self
+    }
+
+    /// Adds one summary: a `<name>` sample per `(quantile, value)` with a
+    /// `quantile` label, then `<name>_sum` and `<name>_count`.
+    pub fn summary<N: Into<String>, V: Into<String>>(
+        mut self,
+        sample_labels: impl IntoIterator<Item = (N, V)>,
+        quantiles: &[(f64, f64)],
+        sum: f64,
+        count: f64,
+    ) -> MetricFamilyBuilder {
+        let base = labels(sample_labels);
+        for &(quantile, value) in quantiles {
+            let mut with_quantile = base.clone();
+            with_quantile.push(crate::Label {
+                name: "quantile".to_owned(),
+                value: format_bound(quantile),
+            });
+            self.push_sample("", with_quantile, value);
+        }
+        self.push_sample("_sum", base.clone(), sum);
+        self.push_sample("_count", base, count);
+        self
+    }
+
+    /// Gives the most recently added sample an explicit timestamp
+    /// (milliseconds since the Unix epoch). Exporters normally leave
+    /// timestamps out, so that the scrape's time is used.
+    pub fn at(mut self, timestamp_ms: i64) -> MetricFamilyBuilder {
+        if let Some(sample) = self.family.samples.last_mut() {
+            sample.timestamp_ms = Some(timestamp_ms);
+        }
+        self
+    }
+
+    fn push_sample(&mut self, suffix: &str, sample_labels: LabelSet, value: f64) {
+        self.family.samples.push(Sample {
+            name: format!("{}{suffix}", self.family.name),
+            labels: sample_labels,
+            value,
+            timestamp_ms: None,
+        });
+    }
+
     /// The finished family.
     pub fn build(self) -> MetricFamily {
         self.family
+    }
+}
+
+/// A bucket bound or quantile as Prometheus writes it: `+Inf`, `0.5`, `1`.
+fn format_bound(value: f64) -> String {
+    if value == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if value == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        format!("{value}")
     }
 }
 

@@ -58,6 +58,61 @@ pub fn labels<N: Into<String>, V: Into<String>>(
         .collect()
 }
 
+/// Builds a label set sorted by name with unique names, as the host sends
+/// them (a name set twice keeps the last value; an empty value removes the
+/// label, as in Prometheus).
+///
+/// ```
+/// use ember_plugin_sdk::LabelSetBuilder;
+///
+/// let set = LabelSetBuilder::new()
+///     .label("job", "node")
+///     .label("instance", "10.0.0.1:9100")
+///     .label("job", "node-exporter")
+///     .label("empty", "")
+///     .build();
+/// let names: Vec<_> = set.iter().map(|l| l.name.as_str()).collect();
+/// assert_eq!(names, ["instance", "job"]);
+/// assert_eq!(set[1].value, "node-exporter");
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LabelSetBuilder {
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+impl LabelSetBuilder {
+    /// An empty set.
+    pub fn new() -> LabelSetBuilder {
+        LabelSetBuilder::default()
+    }
+
+    /// Sets `name` to `value`.
+    pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> LabelSetBuilder {
+        self.labels.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets every pair of `pairs`.
+    pub fn labels<N: Into<String>, V: Into<String>>(
+        mut self,
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> LabelSetBuilder {
+        for (name, value) in pairs {
+            self.labels.insert(name.into(), value.into());
+        }
+        self
+    }
+
+    /// The finished set.
+    pub fn build(self) -> LabelSet {
+        self.labels
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| Label { name, value })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

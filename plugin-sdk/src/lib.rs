@@ -15,15 +15,26 @@
 //! - [`Config`], the plugin's configuration as the operator wrote it;
 //! - [`Batch`] and [`LabelSetMut`], a relabel batch edited in place (it
 //!   crosses the sandbox packed into one string and two integer lists);
-//! - [`LabelSetExt`] to read and edit plain label sets,
-//!   [`MetricFamilyBuilder`] and [`TargetGroupBuilder`] to build an exporter's
-//!   or a discoverer's answer;
+//! - builders: [`LabelSetBuilder`] and [`labels`] for label sets,
+//!   [`LabelSetExt`] to read and edit them, [`MetricFamilyBuilder`] for an
+//!   exporter's answer (counters, gauges, histograms, summaries, info),
+//!   [`TargetGroupBuilder`] for a discoverer's;
+//! - [`http`], a blocking HTTP client over `wasi:http` (the host checks each
+//!   request against the plugin's `allowed_hosts`);
 //! - [`log`], which writes to the server's log.
 //!
-//! # Example
+//! A plugin is a `cdylib` crate built for `wasm32-unknown-unknown` (or
+//! `wasm32-wasip2`); the host turns the core module into a component when it
+//! loads it. `ember plugin new NAME --kind KIND --lang rust` writes a project
+//! that builds, and `ember plugin build` builds it with the toolchain route
+//! that works on the machine. The plugin author's guide is `docs/plugins.md`
+//! in the Ember repository.
 //!
-//! A relabel plugin that drops every series whose `env` label equals the
-//! configured `drop_env`:
+//! # One complete example per kind
+//!
+//! ## Relabeler
+//!
+//! Drops every series whose `env` label equals the configured `drop_env`:
 //!
 //! ```
 //! use ember_plugin_sdk::{Config, LabelSetMut, PluginError, Relabeler};
@@ -48,10 +59,142 @@
 //! # fn main() {}
 //! ```
 //!
-//! Build it as a `cdylib` for `wasm32-unknown-unknown` (or `wasm32-wasip2`);
-//! the host turns the core module into a component when it loads it. The
-//! repository's `scripts/build-plugins.sh` does this for the plugins under
-//! `plugins/`.
+//! ## Discoverer
+//!
+//! Reads `host:port` lines from an HTTP endpoint (its host must be in the
+//! plugin's `allowed_hosts`); a failed fetch is `unavailable`, so the server
+//! keeps the previous targets:
+//!
+//! ```
+//! use ember_plugin_sdk::{Config, Discoverer, PluginError, TargetGroup, TargetGroupBuilder, http};
+//!
+//! struct Lines {
+//!     url: String,
+//! }
+//!
+//! impl Discoverer for Lines {
+//!     fn init(config: &Config) -> Result<Self, PluginError> {
+//!         Ok(Lines { url: config.require("url")?.to_owned() })
+//!     }
+//!
+//!     fn refresh(&self) -> Result<Vec<TargetGroup>, PluginError> {
+//!         let body = http::get(&self.url)?.error_for_status()?.text()?;
+//!         let mut group = TargetGroupBuilder::new(&self.url).label("__meta_lines_url", &self.url);
+//!         for (i, line) in body.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+//!             group = group.target(line, [("__meta_lines_index", i.to_string())]);
+//!         }
+//!         Ok(vec![group.build()])
+//!     }
+//! }
+//!
+//! ember_plugin_sdk::export_discoverer!(Lines);
+//! # fn main() {}
+//! ```
+//!
+//! ## Exporter
+//!
+//! Reports a counter of calls and a histogram per target; the target's
+//! labels and the scrape's parameters come in:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! use ember_plugin_sdk::{
+//!     Config, Exporter, LabelSet, LabelSetExt, MetricFamily, MetricFamilyBuilder, Param,
+//!     PluginError,
+//! };
+//!
+//! struct Demo {
+//!     calls: AtomicU64,
+//! }
+//!
+//! impl Exporter for Demo {
+//!     fn init(_config: &Config) -> Result<Self, PluginError> {
+//!         Ok(Demo { calls: AtomicU64::new(0) })
+//!     }
+//!
+//!     fn collect(&self, target: LabelSet, params: Vec<Param>) -> Result<Vec<MetricFamily>, PluginError> {
+//!         let address = target
+//!             .get("__address__")
+//!             .ok_or_else(|| PluginError::InvalidInput("no __address__".into()))?;
+//!         let calls = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+//!         Ok(vec![
+//!             MetricFamilyBuilder::counter("demo_collections")
+//!                 .help("Collections served by this instance.")
+//!                 .sample([("address", address)], calls as f64)
+//!                 .build(),
+//!             MetricFamilyBuilder::histogram_family("demo_latency_seconds")
+//!                 .unit("seconds")
+//!                 .histogram([("params", params.len().to_string())], &[(0.1, 4.0), (1.0, 9.0)], 3.2, 10.0)
+//!                 .build(),
+//!         ])
+//!     }
+//! }
+//!
+//! ember_plugin_sdk::export_exporter!(Demo);
+//! # fn main() {}
+//! ```
+//!
+//! ## Remote storage
+//!
+//! Posts each batch as JSON lines; 5xx and network errors are retryable,
+//! other failures permanent:
+//!
+//! ```
+//! use ember_plugin_sdk::http::{HttpError, Method, Request};
+//! use ember_plugin_sdk::{Config, PluginError, RemoteStorage, RetryableError, Series, WriteError};
+//!
+//! struct JsonLines {
+//!     url: String,
+//! }
+//!
+//! impl RemoteStorage for JsonLines {
+//!     fn init(config: &Config) -> Result<Self, PluginError> {
+//!         Ok(JsonLines { url: config.require("url")?.to_owned() })
+//!     }
+//!
+//!     fn write(&self, batch: Vec<Series>) -> Result<(), WriteError> {
+//!         let mut body = String::new();
+//!         for series in &batch {
+//!             let name = series.labels.iter().find(|l| l.name == "__name__").map_or("", |l| &l.value);
+//!             for sample in &series.samples {
+//!                 body.push_str(&format!("{{\"name\":{name:?},\"t\":{},\"v\":{}}}\n", sample.timestamp_ms, sample.value));
+//!             }
+//!         }
+//!         let retry = |message: String| WriteError::Retryable(RetryableError { message, retry_after_ms: None });
+//!         match Request::new(Method::Post, &self.url).body(body).send() {
+//!             Ok(response) if response.is_success() => Ok(()),
+//!             Ok(response) if response.status >= 500 => Err(retry(format!("status {}", response.status))),
+//!             Ok(response) => Err(WriteError::Permanent(format!("status {}", response.status))),
+//!             Err(error @ HttpError::Denied(_)) => Err(WriteError::Permanent(error.to_string())),
+//!             Err(error) => Err(retry(error.to_string())),
+//!         }
+//!     }
+//! }
+//!
+//! ember_plugin_sdk::export_remote_storage!(JsonLines);
+//! # fn main() {}
+//! ```
+//!
+//! The examples under `plugins/` in the repository are complete plugins of
+//! each kind with tests: an HTTP inventory discoverer, an HTTP prober, an
+//! InfluxDB adapter and a PII-hashing relabeler.
+//!
+//! # Compatibility
+//!
+//! A plugin carries the contract version it was built against in its
+//! imports; the host links every version it supports and picks the world
+//! from the component's own exports.
+//!
+//! | ember (host) | contract (WIT package) | ember-plugin-sdk | wit-bindgen | WASI the host links | notes |
+//! | --- | --- | --- | --- | --- | --- |
+//! | 0.1.x | `ember:plugin@0.1.0` | 0.1.x | 0.61 | 0.2.0 – 0.2.12 (wasmtime 48) | relabel batches packed (`label-batch`); the SDK's `http` module uses `wasip2` 2.0 (WASI 0.2.12) |
+//!
+//! Rules (see `wit/README.md`): patch releases of the contract change
+//! documentation only; a minor release only adds (new worlds, interfaces or
+//! functions), so plugins built for an older minor version of the same major
+//! keep loading; before 1.0 a minor release may break, and the release notes
+//! say how to migrate. The SDK's major.minor follows the contract's.
 //!
 //! # Instances and state
 //!
@@ -75,7 +218,7 @@ mod remote_storage;
 pub use config::Config;
 pub use discovery::{Discoverer, TargetGroupBuilder};
 pub use exporter::{Exporter, MetricFamilyBuilder};
-pub use labels::{LabelSetExt, labels};
+pub use labels::{LabelSetBuilder, LabelSetExt, labels};
 pub use relabeler::{Batch, LabelSetMut, Relabeler};
 pub use remote_storage::RemoteStorage;
 
