@@ -701,7 +701,17 @@ impl FloatHistogram {
         }
         if self.uses_custom_buckets() {
             if self.custom_values != previous.custom_values {
-                return true;
+                // Different bounds are compared on the bounds both have,
+                // as Prometheus reconciles them.
+                let common: Vec<f64> = self
+                    .custom_values
+                    .iter()
+                    .copied()
+                    .filter(|v| previous.custom_values.contains(v))
+                    .collect();
+                return self
+                    .rebucket_custom(&common)
+                    .shrank_from(&previous.rebucket_custom(&common));
             }
         } else {
             if self.schema > previous.schema || self.zero_threshold < previous.zero_threshold {
@@ -739,9 +749,10 @@ impl FloatHistogram {
             || side_shrank(self.negative_indexed(), prev.negative_indexed())
     }
 
-    /// Exact equality of the content (spans compared after compaction,
-    /// NaN sums equal by bits), ignoring nothing but the span layout of
-    /// empty buckets.
+    /// Exact equality of the content, as Prometheus's `Equals`: spans
+    /// compared after compaction (so empty buckets do not matter), NaN
+    /// sums equal by bits; the counter-reset hint is not content and is
+    /// not compared.
     pub fn equals(&self, other: &FloatHistogram) -> bool {
         let (mut a, mut b) = (self.clone(), other.clone());
         a.compact(0);
@@ -751,7 +762,6 @@ impl FloatHistogram {
             && a.zero_count == b.zero_count
             && a.count == b.count
             && a.sum.to_bits() == b.sum.to_bits()
-            && a.counter_reset_hint == b.counter_reset_hint
             && a.positive_spans == b.positive_spans
             && a.negative_spans == b.negative_spans
             && a.positive_buckets == b.positive_buckets

@@ -953,7 +953,23 @@ impl Evaluator<'_, '_> {
         let window = self.window_of(expr)?;
         let steps = self.steps();
         let mut out = Vec::new();
-        self.for_each_range_series(expr, Some(func), &mut |labels, samples, _| {
+        let mut ignored: Vec<String> = Vec::new();
+        self.for_each_range_series(expr, Some(func), &mut |labels, samples, histograms| {
+            // These functions read floats only: a window holding both is
+            // reported, as Prometheus does; histograms alone are skipped.
+            if !histograms.is_empty() && !samples.is_empty() {
+                let mixed = (0..steps).any(|step| {
+                    let reference = window.reference(self.time(step));
+                    let start = reference - window.range;
+                    let in_window = |t: i64| t > start && t <= reference;
+                    histograms.iter().any(|p| in_window(p.t))
+                        && samples.iter().any(|p| in_window(p.t))
+                });
+                let metric = labels.metric_name().unwrap_or("").to_owned();
+                if mixed && !ignored.contains(&metric) {
+                    ignored.push(metric);
+                }
+            }
             let mut points = Vec::new();
             let (mut lo, mut hi) = (0usize, 0usize);
             for step in 0..steps {
@@ -987,6 +1003,13 @@ impl Evaluator<'_, '_> {
             }
             Ok(())
         })?;
+        for metric in ignored {
+            self.ctx.annotate(
+                Severity::Info,
+                format!("ignored histograms in a range containing both floats and histograms for metric name {metric:?}"),
+                None,
+            );
+        }
         Ok(out)
     }
 

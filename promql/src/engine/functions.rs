@@ -906,6 +906,7 @@ impl Evaluator<'_, '_> {
             "irate" | "idelta" => {
                 let is_rate = name == "irate";
                 let mut warnings: Vec<String> = Vec::new();
+                let mut reconciled = false;
                 let result = self.range_map_mixed(
                     name,
                     arg(0)?,
@@ -915,17 +916,25 @@ impl Evaluator<'_, '_> {
                             return instant_value(samples, is_rate).map(StepValue::F);
                         }
                         let metric = labels.metric_name().unwrap_or("");
-                        let (value, warning) =
+                        let (value, warning, merged) =
                             instant_histogram_value(samples, histograms, is_rate, metric);
                         if let Some(warning) = warning {
                             push_unique(&mut warnings, warning);
                         }
+                        reconciled |= merged;
                         value
                     },
                 )?;
                 for warning in warnings {
                     self.ctx
                         .annotate(Severity::Warning, warning, arg_position(0));
+                }
+                if reconciled {
+                    self.ctx.annotate(
+                        Severity::Info,
+                        "mismatched custom buckets were reconciled during subtraction".to_owned(),
+                        arg_position(0),
+                    );
                 }
                 Ok(Val::Vector(result))
             }
@@ -1194,60 +1203,49 @@ fn extrapolation_factor(
 }
 
 /// `irate`/`idelta` over a window holding histograms: from the last two
-/// samples, which must both be histograms. Returns the value and a
-/// warning.
+/// samples, which must both be histograms. Returns the value, a warning,
+/// and whether custom bucket bounds were reconciled (an info).
 fn instant_histogram_value(
     samples: &[Point],
     histograms: &[HPoint],
     is_rate: bool,
     metric: &str,
-) -> (Option<StepValue>, Option<String>) {
+) -> (Option<StepValue>, Option<String>, bool) {
+    let mixed = || format!("encountered a mix of histograms and floats for metric name {metric:?}");
     let last = &histograms[histograms.len() - 1];
-    // The two newest samples, floats or histograms.
     let newest_float = samples.last().map(|p| p.t);
     if newest_float.is_some_and(|t| t > last.t) {
-        return (
-            None,
-            Some(format!(
-                "encountered a mix of histograms and floats for metric name {metric:?}"
-            )),
-        );
+        return (None, Some(mixed()), false);
     }
     if histograms.len() < 2 {
-        return (
-            None,
-            newest_float.map(|_| {
-                format!("encountered a mix of histograms and floats for metric name {metric:?}")
-            }),
-        );
+        return (None, newest_float.map(|_| mixed()), false);
     }
     let previous = &histograms[histograms.len() - 2];
     if newest_float.is_some_and(|t| t > previous.t) {
-        return (
-            None,
-            Some(format!(
-                "encountered a mix of histograms and floats for metric name {metric:?}"
-            )),
-        );
-    }
-    if last.h.uses_custom_buckets() != previous.h.uses_custom_buckets() {
-        return (
-            None,
-            Some(format!(
-                "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}"
-            )),
-        );
+        return (None, Some(mixed()), false);
     }
     let gauge = CounterResetHint::Gauge;
-    let mut warning = None;
+    let mut reconciled = false;
     let mut result = if is_rate && last.h.detect_reset(&previous.h) {
         last.h.clone()
     } else {
         match last.h.sub(&previous.h) {
-            Ok(combined) => combined.histogram,
-            Err(_) => return (None, None),
+            Ok(combined) => {
+                reconciled = combined.custom_buckets_reconciled;
+                combined.histogram
+            }
+            Err(_) => {
+                return (
+                    None,
+                    Some(format!(
+                        "vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}"
+                    )),
+                    false,
+                );
+            }
         }
     };
+    let mut warning = None;
     if is_rate && (last.h.counter_reset_hint == gauge || previous.h.counter_reset_hint == gauge) {
         warning = Some(format!(
             "this native histogram metric is not a counter: {metric:?}"
@@ -1260,14 +1258,14 @@ fn instant_histogram_value(
     }
     let interval = last.t - previous.t;
     if interval == 0 {
-        return (None, warning);
+        return (None, warning, reconciled);
     }
     if is_rate {
         result.div(interval as f64 / 1000.0);
     }
     result.counter_reset_hint = gauge;
     result.compact(0);
-    (Some(StepValue::H(result)), warning)
+    (Some(StepValue::H(result)), warning, reconciled)
 }
 
 /// The `*_over_time` functions, `changes` and `resets` over a window that
@@ -1321,8 +1319,7 @@ fn over_time_with_histograms(
             Some(StepValue::F(t as f64 / 1000.0))
         }
         "changes" | "resets" => {
-            // Floats and histograms in time order; a change of type is a
-            // change, never a reset.
+            // Floats and histograms in time order.
             let mut merged: Vec<(i64, Option<&FloatHistogram>, f64)> = samples
                 .iter()
                 .map(|p| (p.t, None, p.v))
@@ -1339,8 +1336,9 @@ fn over_time_with_histograms(
                         !(previous.2 == current.2 || previous.2.is_nan() && current.2.is_nan())
                     }
                     (None, None, _) => current.2 < previous.2,
-                    (_, _, "changes") => true,
-                    _ => false,
+                    // A switch between floats and histograms is a change
+                    // and, as in Prometheus, a reset.
+                    _ => true,
                 };
                 if counted {
                     count += 1.0;

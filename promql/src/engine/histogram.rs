@@ -357,8 +357,34 @@ impl Evaluator<'_, '_> {
                 );
             }
         }
-        // Native histograms: each sample answers for itself.
+        // Native histograms: each sample answers for itself, unless
+        // classic buckets of the same series exist too, in which case
+        // neither answers (Prometheus cannot tell which one is meant).
+        let mut conflicting: Vec<usize> = Vec::new();
         for s in input.iter().filter(|s| !s.histograms.is_empty()) {
+            if let Some(&g) = index.get(&s.labels)
+                && !conflicting.contains(&g)
+            {
+                conflicting.push(g);
+                self.ctx.annotate(
+                        Severity::Warning,
+                        format!(
+                            "vector contains a mix of classic and native histograms for metric name {:?}",
+                            s.labels.metric_name().unwrap_or("")
+                        ),
+                        arg_position(vector_arg),
+                    );
+            }
+        }
+        for &g in &conflicting {
+            for o in 0..outputs {
+                out[g * outputs + o].points.clear();
+            }
+        }
+        for s in input
+            .iter()
+            .filter(|s| !s.histograms.is_empty() && !index.contains_key(&s.labels))
+        {
             for o in 0..outputs {
                 let labels = match &quantile_label {
                     Some(label) => {
