@@ -59,7 +59,7 @@ pub(crate) use querier::BlockQuerier;
 pub use querier::ChunkIterator;
 pub(crate) use tombstones::is_deleted;
 pub use tombstones::{Interval, Tombstones};
-pub use writer::{BlockChunk, BlockWriter};
+pub use writer::{BlockChunk, BlockWriter, SAMPLES_PER_CHUNK};
 
 /// Encoding byte of Ember's float chunk ([`crate::chunkenc::XorChunk`]) in
 /// block chunk files (the same byte as in the head's chunk files).

@@ -3,10 +3,17 @@
 //! This crate owns everything between the `Appender` and the disk. Built so
 //! far:
 //!
-//! - [`Db`]: the database a server opens. [`Db::open`] replays the WAL into
-//!   the head; `Db` implements `ember_model::storage::Appendable` and
-//!   `Queryable`, so `Arc<Db>` is an `Arc<dyn Storage>`. Transactions are
+//! - [`Db`]: the database a server opens. [`Db::open`] opens the blocks and
+//!   replays the WAL into the head; `Db` implements
+//!   `ember_model::storage::Appendable` and `Queryable` (blocks and head
+//!   merged), so `Arc<Db>` is an `Arc<dyn Storage>`. Transactions are
 //!   atomic and isolated, durable as [`DbOptions::wal_sync`] says.
+//!   [`Db::compact`] (run by a background thread) cuts the head into
+//!   blocks, truncates head and WAL, compacts blocks and applies retention;
+//!   [`Db::delete`], [`Db::clean_tombstones`] and [`Db::snapshot`] serve the
+//!   admin API.
+//! - [`block`]: persistent blocks — [`block::BlockWriter`] writes one,
+//!   [`block::Block`] reads one through `mmap`.
 //! - the head (internal): series sharded by label hash, postings with
 //!   matcher fast paths, XOR chunks, full chunks in memory-mapped files
 //!   (`chunks_head/`), write-id isolation;
@@ -15,9 +22,8 @@
 //! - [`wal`]: the write-ahead log ([`wal::Wal`]) with its record codecs,
 //!   replay [`wal::Reader`], checkpoints and repair of torn or corrupt tails.
 //!
-//! Still to come: persistent 2-hour blocks, compaction, retention,
-//! snapshots, exemplar storage and deletion. The crate knows nothing of HTTP,
-//! PromQL or plugins.
+//! Still to come: exemplar storage. The crate knows nothing of HTTP, PromQL
+//! or plugins.
 //!
 //! Every byte the crate writes is specified under `tsdb/docs/format/`.
 //!

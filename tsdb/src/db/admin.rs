@@ -25,7 +25,10 @@ use crate::wal::{Record, RefTombstone};
 
 impl Db {
     /// Deletes the samples in `[mint, maxt]` (ms, inclusive) of every
-    /// series matching `matchers`; see the [module docs](self).
+    /// series matching `matchers`: in each overlapping block's tombstones
+    /// file, and for the head in a WAL tombstones record plus the head's
+    /// in-memory tombstones. Queries hide the samples at once; head cuts
+    /// and compactions leave them out.
     ///
     /// # Errors
     /// [`TsdbError::Closed`], WAL and block I/O errors.

@@ -200,9 +200,11 @@ pub(crate) fn plan(blocks: &[BlockMeta], ranges: &[i64]) -> Option<Vec<BlockMeta
 }
 
 impl Db {
-    /// Runs the data life cycle once (see the [module docs](self)): cuts
-    /// the head into blocks while it is long enough, truncates head and
-    /// WAL, compacts blocks, applies retention. Called every
+    /// Runs the data life cycle once: cuts the head into blocks while it
+    /// spans more than 1.5 block lengths (admission raised to the block's
+    /// end first, so nothing is lost), truncates head and WAL once no older
+    /// querier needs the data, compacts blocks (3x ranges, overlaps first),
+    /// applies retention. Called every
     /// [`DbOptions::compaction_interval`](super::DbOptions) by a
     /// background thread; callers may run it at any time (runs are
     /// serialised).
