@@ -307,7 +307,7 @@ impl DbInner {
     }
 
     /// Waits until no querier created before generation `generation` is
-    /// open; `false` on timeout.
+    /// open; `false` on timeout or when the database is being closed.
     pub(crate) fn wait_for_readers_before(&self, generation: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -316,7 +316,7 @@ impl DbInner {
                 return true;
             }
             let now = Instant::now();
-            if now >= deadline {
+            if now >= deadline || self.is_stopping() {
                 return false;
             }
             readers = self
@@ -329,6 +329,11 @@ impl DbInner {
 
     fn is_closed(&self) -> bool {
         self.lock_wal().is_none()
+    }
+
+    /// Whether `close` has begun: long maintenance stops at the next step.
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.stop.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -625,6 +630,15 @@ impl Db {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = true;
         self.inner.stop_signal.notify_all();
+        // A head truncation waiting for old queriers gives up (and is
+        // retried after the next start).
+        drop(
+            self.inner
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        self.inner.readers_done.notify_all();
         let handle = self
             .inner
             .background

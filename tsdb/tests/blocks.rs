@@ -479,3 +479,32 @@ fn snapshots_hold_blocks_and_head() {
         model_range(&model, i64::MIN, blocks_end - 1)
     );
 }
+
+#[test]
+fn closing_stops_a_truncation_waiting_for_a_querier() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(dir.path(), options()).expect("open");
+    let mut model = Model::new();
+    append_range(&db, &mut model, 2, 0, 3_000, 50);
+    let querier = db.querier(i64::MIN, i64::MAX).expect("querier");
+    let compactor = {
+        let db = db.clone();
+        std::thread::spawn(move || db.compact())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while db.blocks().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no block written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = std::time::Instant::now();
+    db.close().expect("close");
+    // The compaction gives up waiting (not after its two-minute timeout).
+    let _ = compactor.join().expect("compactor");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(querier);
+    // Nothing was lost: the next start truncates what was left.
+    let db = Db::open(dir.path(), options()).expect("reopen");
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+    db.compact().expect("compact");
+    assert_eq!(read_all(&db, i64::MIN, i64::MAX, &[]), model);
+}

@@ -224,7 +224,7 @@ impl Db {
         }
         let mut report = CompactionReport::default();
         let range = inner.options.block_duration_ms;
-        loop {
+        while !inner.is_stopping() {
             let head_min = inner.head.min_t();
             let blocks_max = inner.blocks_max_t();
             if head_min != i64::MAX && head_min < blocks_max {
@@ -258,7 +258,7 @@ impl Db {
             }
         }
         let ranges = ranges(range, inner.options.max_block_duration_ms);
-        loop {
+        while !inner.is_stopping() {
             let metas: Vec<BlockMeta> = inner.blocks().iter().map(|b| b.meta().clone()).collect();
             let Some(group) = plan(&metas, &ranges) else {
                 break;
@@ -277,7 +277,9 @@ impl Db {
                 }
             }
         }
-        report.retention_deleted = apply_retention(inner)?;
+        if !inner.is_stopping() {
+            report.retention_deleted = apply_retention(inner)?;
+        }
         Ok(report)
     }
 }
