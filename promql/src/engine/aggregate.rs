@@ -266,6 +266,22 @@ impl Evaluator<'_, '_> {
                                 })
                                 .1 += 1.0;
                         }
+                        // A histogram counts under its text form, as in
+                        // Prometheus.
+                        if let Ok(index) = s
+                            .histograms
+                            .binary_search_by_key(&(step as u32), |p| p.step)
+                        {
+                            let text = s.histograms[index].h.to_string();
+                            let key = (series_group[i], histogram_key(&text));
+                            counts
+                                .entry(key)
+                                .or_insert_with(|| {
+                                    order.push(key);
+                                    (text, 0.0)
+                                })
+                                .1 += 1.0;
+                        }
                     }
                     for key in &order {
                         let (value, count) = &counts[key];
@@ -281,10 +297,15 @@ impl Evaluator<'_, '_> {
                             });
                             out.len() - 1
                         });
-                        out[o].points.push(StepPoint {
-                            step: step as u32,
-                            v: *count,
-                        });
+                        // Groups that differ only in the value label (`by`
+                        // it, or not `without` it) merge into one series.
+                        match out[o].points.last_mut() {
+                            Some(last) if last.step == step as u32 => last.v += *count,
+                            _ => out[o].points.push(StepPoint {
+                                step: step as u32,
+                                v: *count,
+                            }),
+                        }
                     }
                 }
                 out
@@ -419,6 +440,16 @@ impl Evaluator<'_, '_> {
         self.ctx.hold(held)?;
         Ok(Val::Vector(result))
     }
+}
+
+/// The `count_values` key of a histogram's text form: a hash inside the
+/// negative-NaN bit range, where a float's key would only be a NaN with
+/// that exact payload (NaNs from arithmetic have none).
+fn histogram_key(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    0xfff8_0000_0000_0000 | (hasher.finish() & 0x0007_ffff_ffff_ffff)
 }
 
 /// Merges two step-sorted point lists (steps never repeat).
