@@ -20,10 +20,10 @@
 //!
 //! Native histograms are written in the `{{schema:0 sum:5 count:4
 //! buckets:[1 2 1]}}` notation (with `{{...}}+{{...}}x3` expansion) in
-//! series and expected results. Evaluations that involve them and fail are
-//! reported apart ([`FileReport::histogram_failures`]) while the engine's
-//! support is completed; evaluations selecting the custom-bucket histograms
-//! `load_with_nhcb` derives from classic ones are still skipped.
+//! series and expected results, and compared as upstream compares them
+//! (compacted, floats within the tolerance). `load_with_nhcb` also loads
+//! the native histograms with custom buckets that upstream derives from
+//! classic `_bucket`/`_count`/`_sum` series.
 //!
 //! ```
 //! use ember_promql::promqltest::run_str;
@@ -37,7 +37,6 @@ use std::fmt;
 
 use ember_model::histogram::{CounterResetHint, FloatHistogram, Span};
 use ember_model::labels::{Labels, METRIC_NAME};
-use ember_model::matcher::{MatchOp, Matcher};
 use ember_model::sample::stale_nan;
 use ember_model::storage::{Appendable, MemStorage};
 
@@ -71,10 +70,6 @@ pub struct FileReport {
     pub failed: Vec<(usize, String, String)>,
     /// Evaluations not run: line and why.
     pub skipped: Vec<(usize, String)>,
-    /// Evaluations involving native histograms that ran and failed: line,
-    /// expression and why. They are reported apart from `failed` while
-    /// the engine's native histogram support is being completed.
-    pub histogram_failures: Vec<(usize, String, String)>,
 }
 
 impl FileReport {
@@ -88,12 +83,11 @@ impl fmt::Display for FileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:<24} {:>5} / {:<5} passed, {:>4} skipped, {:>4} failing with native histograms",
+            "{:<24} {:>5} / {:<5} passed, {:>4} skipped",
             self.name,
             self.passed,
-            self.total() + self.histogram_failures.len(),
-            self.skipped.len(),
-            self.histogram_failures.len()
+            self.total(),
+            self.skipped.len()
         )
     }
 }
@@ -141,8 +135,6 @@ struct EvalCommand {
     expected_scalar: Option<f64>,
     expected_string: Option<String>,
     range_vector: Option<(i64, i64, i64)>,
-    /// Text of the expected-result block, to spot native histograms.
-    uses_native_histograms: bool,
 }
 
 /// Runs the DSL in `text` (named `name` in reports).
@@ -163,7 +155,6 @@ pub fn run_str(name: &str, text: &str) -> Result<FileReport, TestError> {
         message,
     };
     let mut storage = MemStorage::new();
-    let mut native = NativeSeries::default();
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim();
@@ -176,7 +167,6 @@ pub fn run_str(name: &str, text: &str) -> Result<FileReport, TestError> {
         match word {
             "clear" => {
                 storage = MemStorage::new();
-                native.clear();
             }
             "load" | "load_with_nhcb" => {
                 let interval = parse_duration(rest.trim())
@@ -186,28 +176,18 @@ pub fn run_str(name: &str, text: &str) -> Result<FileReport, TestError> {
                     &lines[i + 1..block_end],
                     interval,
                     word == "load_with_nhcb",
-                    &mut native,
                 )
                 .map_err(|m| error(i, m))?;
             }
             "eval" | "eval_fail" | "eval_warn" | "eval_info" | "eval_ordered" => {
                 let command = parse_eval(word, rest, &lines[i + 1..block_end], i + 1)
                     .map_err(|m| error(i, m))?;
-                {
-                    let involves_histograms =
-                        command.uses_native_histograms || native.selected_by(&command.expr);
-                    match run_eval(&engine, &storage, &command) {
-                        Ok(()) => report.passed += 1,
-                        Err(message) if involves_histograms => report.histogram_failures.push((
-                            command.line,
-                            command.expr.clone(),
-                            message,
-                        )),
-                        Err(message) => {
-                            report
-                                .failed
-                                .push((command.line, command.expr.clone(), message))
-                        }
+                match run_eval(&engine, &storage, &command) {
+                    Ok(()) => report.passed += 1,
+                    Err(message) => {
+                        report
+                            .failed
+                            .push((command.line, command.expr.clone(), message))
                     }
                 }
             }
@@ -234,37 +214,6 @@ fn block_end(lines: &[&str], from: usize) -> usize {
     end
 }
 
-/// Native histogram series of the current storage that were not loaded.
-#[derive(Debug, Default)]
-struct NativeSeries {
-    /// Label sets of series written in `{{...}}` notation.
-    series: Vec<Labels>,
-}
-
-impl NativeSeries {
-    fn clear(&mut self) {
-        self.series.clear();
-    }
-
-    /// Whether a selector of `expr` would select one of the histogram
-    /// series.
-    fn selected_by(&self, expr: &str) -> bool {
-        if self.series.is_empty() {
-            return false;
-        }
-        let Ok(query) = parser::parse_query(expr) else {
-            return false;
-        };
-        let mut selected = false;
-        visit_selectors(&query.expr, &mut |vs| {
-            let matchers = selector_matchers(vs);
-            let matches = |labels: &Labels| matchers.iter().all(|m| m.matches_labels(labels));
-            selected |= self.series.iter().any(matches);
-        });
-        selected
-    }
-}
-
 fn visit_calls(expr: &Expr, f: &mut dyn FnMut(&str)) {
     match expr {
         Expr::Call(call) => {
@@ -286,47 +235,6 @@ fn visit_calls(expr: &Expr, f: &mut dyn FnMut(&str)) {
         Expr::Subquery(s) => visit_calls(&s.expr, f),
         _ => {}
     }
-}
-
-fn visit_selectors(expr: &Expr, f: &mut dyn FnMut(&parser::VectorSelector)) {
-    match expr {
-        Expr::VectorSelector(vs) => f(vs),
-        Expr::MatrixSelector(ms) => f(&ms.vs),
-        Expr::Aggregate(agg) => {
-            if let Some(param) = &agg.param {
-                visit_selectors(param, f);
-            }
-            visit_selectors(&agg.expr, f);
-        }
-        Expr::Call(call) => call.args.args.iter().for_each(|a| visit_selectors(a, f)),
-        Expr::Binary(b) => {
-            visit_selectors(&b.lhs, f);
-            visit_selectors(&b.rhs, f);
-        }
-        Expr::Unary(u) => visit_selectors(&u.expr, f),
-        Expr::Paren(p) => visit_selectors(&p.expr, f),
-        Expr::Subquery(s) => visit_selectors(&s.expr, f),
-        _ => {}
-    }
-}
-
-fn selector_matchers(vs: &parser::VectorSelector) -> Vec<Matcher> {
-    let mut matchers = Vec::new();
-    if let Some(name) = &vs.name {
-        matchers.push(Matcher::equal(METRIC_NAME, name.clone()));
-    }
-    for m in &vs.matchers.matchers {
-        let op = match m.op {
-            parser::AstMatchOp::Equal => MatchOp::Equal,
-            parser::AstMatchOp::NotEqual => MatchOp::NotEqual,
-            parser::AstMatchOp::Re(_) => MatchOp::Regex,
-            parser::AstMatchOp::NotRe(_) => MatchOp::NotRegex,
-        };
-        if let Ok(matcher) = Matcher::new(op, m.name.clone(), m.value.clone()) {
-            matchers.push(matcher);
-        }
-    }
-    matchers
 }
 
 /// Parses a duration as Prometheus's `model.ParseDuration`, also accepting
@@ -653,7 +561,6 @@ fn load(
     lines: &[&str],
     interval: i64,
     with_nhcb: bool,
-    native: &mut NativeSeries,
 ) -> Result<(), String> {
     let mut app = storage.appender();
     let mut series: std::collections::BTreeMap<
@@ -666,9 +573,6 @@ fn load(
             continue;
         }
         let (labels, values) = parse_series(line)?;
-        if values.contains("{{") {
-            native.series.push(labels.clone());
-        }
         // A series given twice takes the later line's values, as upstream's
         // loader overwrites them.
         let samples = series.entry(labels).or_default();
@@ -694,7 +598,6 @@ fn load(
                 app.append_histogram(None, &labels, t, &h)
                     .map_err(|e| e.to_string())?;
             }
-            native.series.push(labels);
         }
     }
     app.commit().map_err(|e| e.to_string())
@@ -822,7 +725,6 @@ fn parse_eval(word: &str, rest: &str, body: &[&str], line: usize) -> Result<Eval
         expected_scalar: None,
         expected_string: None,
         range_vector: None,
-        uses_native_histograms: false,
     };
     let words: Vec<&str> = rest.split_whitespace().collect();
     match words.as_slice() {
@@ -854,9 +756,6 @@ fn parse_eval(word: &str, rest: &str, body: &[&str], line: usize) -> Result<Eval
         {
             command.expected_scalar = Some(v);
             continue;
-        }
-        if text.contains("{{") {
-            command.uses_native_histograms = true;
         }
         let (labels, values) = parse_series(text)?;
         command.expected.push(ExpectedSeries {

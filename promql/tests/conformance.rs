@@ -55,7 +55,7 @@ fn print(reports: &[FileReport]) {
     for report in reports {
         eprintln!("{report}");
         if std::env::var_os("PROMQLTEST_VERBOSE").is_some() {
-            for (line, expr, why) in report.failed.iter().chain(&report.histogram_failures) {
+            for (line, expr, why) in &report.failed {
                 eprintln!("    line {line}: {expr}\n        {why}");
             }
         }
