@@ -9,6 +9,25 @@
 //! - [`promqltest`] runs Prometheus's promqltest DSL files; the
 //!   `conformance` test runs upstream's files and `testdata/*.test`.
 //!
+//! # Native histograms
+//!
+//! Samples are floats or native histograms
+//! ([`ember_model::histogram::FloatHistogram`]), as the storage yields them
+//! ([`ember_model::storage::SampleIterator::at_histogram`]). The evaluator
+//! keeps a series' histogram points beside its float points, so float-only
+//! queries take the same paths as before. Selectors, range vectors,
+//! subqueries, `@`/`offset` and staleness handle both; operators, the
+//! aggregations and the functions follow Prometheus (histogram arithmetic,
+//! `rate`/`increase`/`irate`/`delta` of histograms, `sum`/`avg`/`count`,
+//! `histogram_quantile`/`histogram_fraction`/`histogram_count`/... on
+//! native histograms, and the warnings and infos for what they ignore or
+//! refuse). [`engine::Engine::instant_query_output`] and
+//! [`engine::Engine::range_query_output`] return the full
+//! [`value::QueryValue`], which [`value::write_api_result`] renders with the
+//! API's `histogram`/`histograms` fields; [`engine::Engine::instant_query`]
+//! and [`engine::Engine::range_query`] keep returning the float-only
+//! [`value::Value`] (histogram samples left out) for existing callers.
+//!
 //! ```
 //! use ember_model::storage::MemStorage;
 //! use ember_promql::engine::{Engine, EngineOptions};
