@@ -500,8 +500,21 @@ impl FloatHistogram {
         self
     }
 
-    /// Divides every count and the sum by `divisor`.
+    /// Divides every count and the sum by `divisor`. Dividing by zero
+    /// leaves, as in Prometheus, only the zero bucket (holding `count / 0`)
+    /// of an exponential histogram: every observation becomes infinite or
+    /// undefined, and no bucket bound can say where.
     pub fn div(&mut self, divisor: f64) -> &mut Self {
+        if divisor == 0.0 && !self.uses_custom_buckets() {
+            self.zero_count = self.count / divisor;
+            self.count /= divisor;
+            self.sum /= divisor;
+            self.positive_spans.clear();
+            self.positive_buckets.clear();
+            self.negative_spans.clear();
+            self.negative_buckets.clear();
+            return self;
+        }
         self.zero_count /= divisor;
         self.count /= divisor;
         self.sum /= divisor;

@@ -17,7 +17,7 @@ use crate::parser::token::{
 };
 use crate::parser::{AggregateExpr, Expr, LabelModifier};
 use crate::value::format_float;
-use ember_model::histogram::FloatHistogram;
+use ember_model::histogram::{CounterResetHint, FloatHistogram};
 
 /// Running state of a `sum`/`avg`/... group at one step.
 #[derive(Debug, Clone, Copy, Default)]
@@ -474,9 +474,13 @@ impl Evaluator<'_, '_> {
         series_group: &[usize],
         out: &mut [StepSeries],
     ) {
-        let position = self.ctx.position_of(node).map(|(p, _)| p);
-        // (group, step) -> (running sum, count, failed).
-        let mut sums: HashMap<(usize, u32), (FloatHistogram, f64, bool)> = HashMap::new();
+        // Prometheus positions these annotations at the aggregated
+        // expression.
+        let position = self
+            .ctx
+            .position_of(node)
+            .and_then(|(p, args)| args.last().copied().or(Some(p)));
+        let mut sums: HashMap<(usize, u32), GroupSum> = HashMap::new();
         let mut order: Vec<(usize, u32)> = Vec::new();
         let (mut collision, mut incompatible, mut reconciled) = (false, false, false);
         for (i, s) in input.iter().enumerate() {
@@ -485,19 +489,30 @@ impl Evaluator<'_, '_> {
                 match sums.get_mut(&key) {
                     None => {
                         order.push(key);
-                        sums.insert(key, ((*p.h).clone(), 1.0, false));
+                        let mut group = GroupSum {
+                            sum: (*p.h).clone(),
+                            count: 1.0,
+                            failed: false,
+                            total: p.h.sum,
+                            compensation: 0.0,
+                            hints: [false; 3],
+                        };
+                        group.note_hint(p.h.counter_reset_hint);
+                        sums.insert(key, group);
                     }
-                    Some((_, _, true)) => {}
-                    Some((sum, count, failed)) => match sum.add(&p.h) {
+                    Some(group) if group.failed => {}
+                    Some(group) => match group.sum.add(&p.h) {
                         Ok(combined) => {
-                            collision |= combined.counter_reset_collision;
                             reconciled |= combined.custom_buckets_reconciled;
-                            *sum = combined.histogram;
-                            *count += 1.0;
+                            group.sum = combined.histogram;
+                            group.count += 1.0;
+                            (group.total, group.compensation) =
+                                kahan_add(p.h.sum, group.total, group.compensation);
+                            group.note_hint(p.h.counter_reset_hint);
                         }
                         Err(_) => {
                             incompatible = true;
-                            *failed = true;
+                            group.failed = true;
                         }
                     },
                 }
@@ -506,9 +521,18 @@ impl Evaluator<'_, '_> {
         let mut mixed = false;
         order.sort_unstable();
         for key in order {
-            let (mut sum, count, failed) = sums
-                .remove(&key)
-                .unwrap_or_else(|| (FloatHistogram::default(), 0.0, true));
+            let Some(group) = sums.remove(&key) else {
+                continue;
+            };
+            // A gauge among the inputs makes the result a gauge; otherwise
+            // a reset and a non-reset together collide.
+            let [gauge, reset, not_reset] = group.hints;
+            collision |= reset && not_reset && !gauge;
+            let (mut sum, count, failed) = (group.sum, group.count, group.failed);
+            sum.sum = group.total + group.compensation;
+            if gauge {
+                sum.counter_reset_hint = CounterResetHint::Gauge;
+            }
             let series = &mut out[key.0];
             if let Ok(index) = series.points.binary_search_by_key(&key.1, |p| p.step) {
                 series.points.remove(index);
@@ -560,6 +584,29 @@ impl Evaluator<'_, '_> {
                 "mismatched custom buckets were reconciled during aggregation".to_owned(),
                 position,
             );
+        }
+    }
+}
+
+/// The running `sum`/`avg` of one group's histograms at one step.
+struct GroupSum {
+    sum: FloatHistogram,
+    count: f64,
+    failed: bool,
+    /// The `sum` field, added with Kahan compensation.
+    total: f64,
+    compensation: f64,
+    /// Whether a gauge, a counter reset and a non-reset were seen.
+    hints: [bool; 3],
+}
+
+impl GroupSum {
+    fn note_hint(&mut self, hint: CounterResetHint) {
+        match hint {
+            CounterResetHint::Gauge => self.hints[0] = true,
+            CounterResetHint::CounterReset => self.hints[1] = true,
+            CounterResetHint::NotCounterReset => self.hints[2] = true,
+            CounterResetHint::Unknown => {}
         }
     }
 }

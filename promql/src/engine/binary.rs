@@ -114,6 +114,7 @@ impl Evaluator<'_, '_> {
                     .collect(),
             )),
             (Val::Vector(series), Val::Scalar(scalar)) => Ok(Val::Vector(self.vector_scalar(
+                b,
                 b.op,
                 series,
                 &scalar,
@@ -121,6 +122,7 @@ impl Evaluator<'_, '_> {
                 return_bool,
             ))),
             (Val::Scalar(scalar), Val::Vector(series)) => Ok(Val::Vector(self.vector_scalar(
+                b,
                 b.op,
                 series,
                 &scalar,
@@ -157,7 +159,7 @@ impl Evaluator<'_, '_> {
                             self.vector_vector(b.op, l, r, &matching, return_bool, Some(&table))?;
                         let mut table = table.into_inner();
                         unbox_series(&mut result, &mut table);
-                        self.report(table, b.op);
+                        self.report(table, b);
                         result
                     }
                     _ => self.vector_vector(b.op, l, r, &matching, return_bool, None)?,
@@ -180,6 +182,7 @@ impl Evaluator<'_, '_> {
 
     fn vector_scalar(
         &self,
+        node: &BinaryExpr,
         op: TokenType,
         mut series: Vec<StepSeries>,
         scalar: &[f64],
@@ -240,14 +243,23 @@ impl Evaluator<'_, '_> {
                     }
                 }
             }
-            self.report(table, op);
+            self.report(table, node);
         }
         series.retain(|s| !s.points.is_empty() || !s.histograms.is_empty());
         series
     }
 
-    /// Adds the annotations a histogram operation collected.
-    fn report(&self, table: Boxed, op: TokenType) {
+    /// Adds the annotations a histogram operation collected. Prometheus
+    /// positions them at the binary expression, whose start is known here
+    /// only when it is the whole query.
+    fn report(&self, table: Boxed, node: &BinaryExpr) {
+        let op = node.op;
+        let position = match &self.ctx.query.expr {
+            crate::parser::Expr::Binary(root) if std::ptr::eq(root, node) => {
+                Some(self.ctx.query.text.len() - self.ctx.query.text.trim_start().len())
+            }
+            _ => None,
+        };
         for (lhs, rhs) in table.incompatible {
             self.ctx.annotate(
                 Severity::Info,
@@ -255,21 +267,21 @@ impl Evaluator<'_, '_> {
                     "incompatible sample types encountered for binary operator {:?}: {lhs} {op} {rhs}",
                     op.to_string()
                 ),
-                None,
+                position,
             );
         }
         if table.layout_mismatch {
             self.ctx.annotate(
                 Severity::Warning,
                 format!("incompatible bucket layout encountered for binary operator {op}"),
-                None,
+                position,
             );
         }
         if let Some(during) = table.reconciled {
             self.ctx.annotate(
                 Severity::Info,
                 format!("mismatched custom buckets were reconciled during {during}"),
-                None,
+                position,
             );
         }
     }

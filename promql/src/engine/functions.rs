@@ -1288,9 +1288,14 @@ fn over_time_with_histograms(
                 return None;
             }
             let mut sum = histograms[0].h.clone();
+            // The `sum` field is added with Kahan compensation, as
+            // Prometheus does for floats and histogram sums alike.
+            let (mut total, mut compensation) = (sum.sum, 0.0);
             for p in &histograms[1..] {
                 sum = sum.add(&p.h).ok()?.histogram;
+                (total, compensation) = kahan_add(p.h.sum, total, compensation);
             }
+            sum.sum = total + compensation;
             if name == "avg_over_time" {
                 sum.div(histograms.len() as f64);
             }
