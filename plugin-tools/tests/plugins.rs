@@ -35,9 +35,13 @@ pub fn plugin_path(name: &str) -> Option<PathBuf> {
 /// A compile cache under `target/` that outlives the run: the Python and
 /// JavaScript components take seconds each to compile, and the cache is
 /// keyed by content hash and engine, so a later run with the same plugins
-/// loads them in milliseconds (what the server does on a restart).
+/// loads them in milliseconds (what the server does on a restart). It is
+/// the cache of the black-box examples test's server
+/// (`tests/tests/plugin_examples.rs`), which so finds these plugins
+/// compiled; writes are atomic, so sharing is safe.
 pub fn runtime() -> PluginRuntime {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugin-test-cache");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/plugin-examples-data/plugin-cache");
     PluginRuntime::new(RuntimeConfig {
         cache_dir: Some(dir),
         epoch_tick: Duration::from_millis(5),

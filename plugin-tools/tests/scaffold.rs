@@ -101,7 +101,7 @@ async fn round_trip(language: Language) {
     assert!(report.component, "build writes components: {report}");
 
     let runtime = PluginRuntime::new(RuntimeConfig {
-        cache_dir: Some(repo().join("target/plugin-test-cache")),
+        cache_dir: Some(repo().join("target/plugin-examples-data/plugin-cache")),
         epoch_tick: Duration::from_millis(5),
     })
     .unwrap();
