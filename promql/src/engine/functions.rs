@@ -840,6 +840,7 @@ impl Evaluator<'_, '_> {
                             reference,
                             window.range,
                             is_rate,
+                            is_counter.then_some((histograms[0].h.count, h.count)),
                         );
                         h.mul(factor);
                         Some(StepValue::H(h))
@@ -1173,8 +1174,10 @@ fn push_unique(list: &mut Vec<String>, item: String) {
 
 /// The factor by which `extrapolatedRate` scales the increase between the
 /// first sample (at `first_t`) and the last (at `last_t`) of a window of
-/// `samples` samples; without the extrapolation to a counter's zero
-/// point, which Prometheus does for floats only.
+/// `samples` samples. For a counter, `zero` is the first sample's count
+/// and the increase's: the extrapolation stops where the count would
+/// reach zero, as Prometheus does for histogram counters.
+#[allow(clippy::too_many_arguments)]
 fn extrapolation_factor(
     first_t: i64,
     last_t: i64,
@@ -1183,6 +1186,7 @@ fn extrapolation_factor(
     range_end: i64,
     range: i64,
     is_rate: bool,
+    zero: Option<(f64, f64)>,
 ) -> f64 {
     let mut duration_to_start = (first_t - range_start) as f64 / 1000.0;
     let mut duration_to_end = (range_end - last_t) as f64 / 1000.0;
@@ -1191,6 +1195,15 @@ fn extrapolation_factor(
     let threshold = average_between * 1.1;
     if duration_to_start >= threshold {
         duration_to_start = average_between / 2.0;
+    }
+    if let Some((first, increase)) = zero
+        && increase > 0.0
+        && first >= 0.0
+    {
+        let duration_to_zero = sampled_interval * (first / increase);
+        if duration_to_zero < duration_to_start {
+            duration_to_start = duration_to_zero;
+        }
     }
     if duration_to_end >= threshold {
         duration_to_end = average_between / 2.0;

@@ -381,6 +381,9 @@ impl Evaluator<'_, '_> {
                 out[g * outputs + o].points.clear();
             }
         }
+        // (metric name, whether the result was NaN) of histograms with NaN
+        // observations.
+        let mut nan_infos: Vec<(String, bool)> = Vec::new();
         for s in input
             .iter()
             .filter(|s| !s.histograms.is_empty() && !index.contains_key(&s.labels))
@@ -405,6 +408,12 @@ impl Evaluator<'_, '_> {
                         } else {
                             native::histogram_quantile(params[o][step], &p.h)
                         };
+                        if native::has_nan_observations(&p.h) {
+                            nan_infos.push((
+                                s.labels.metric_name().unwrap_or("").to_owned(),
+                                v.is_nan(),
+                            ));
+                        }
                         StepPoint { step: p.step, v }
                     })
                     .collect();
@@ -415,6 +424,27 @@ impl Evaluator<'_, '_> {
                     histograms: Vec::new(),
                 });
             }
+        }
+        let mut reported: Vec<&(String, bool)> = Vec::new();
+        for info in &nan_infos {
+            if reported.contains(&info) {
+                continue;
+            }
+            reported.push(info);
+            let (metric, is_nan) = info;
+            let message = match (name, is_nan) {
+                ("histogram_fraction", _) => format!(
+                    "input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name {metric:?}"
+                ),
+                (_, true) => format!(
+                    "input to histogram_quantile has NaN observations, result is NaN for metric name {metric:?}"
+                ),
+                (_, false) => format!(
+                    "input to histogram_quantile has NaN observations, result is skewed higher for metric name {metric:?}"
+                ),
+            };
+            self.ctx
+                .annotate(Severity::Info, message, arg_position(vector_arg));
         }
         out.retain(|s| !s.points.is_empty());
         self.ctx.release(released);

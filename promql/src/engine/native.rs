@@ -174,6 +174,11 @@ pub(super) fn histogram_quantile(q: f64, h: &FloatHistogram) -> f64 {
         count = h.count;
     }
     if count < rank {
+        // The rank lies among NaN observations (they count but sit in no
+        // bucket): the quantile is NaN.
+        if has_nan_observations(h) {
+            return f64::NAN;
+        }
         return if forward { bucket.upper } else { bucket.lower };
     }
     rank -= count - bucket.count;
@@ -260,13 +265,31 @@ pub(super) fn histogram_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> 
         }
         rank += b.count;
     }
-    if !lower_set || lower_rank > h.count {
-        lower_rank = h.count;
+    // NaN observations lie in no bucket: no range includes them.
+    let total = if has_nan_observations(h) {
+        rank.min(h.count)
+    } else {
+        h.count
+    };
+    if !lower_set || lower_rank > total {
+        lower_rank = total;
     }
-    if !upper_set || upper_rank > h.count {
-        upper_rank = h.count;
+    if !upper_set || upper_rank > total {
+        upper_rank = total;
     }
     (upper_rank - lower_rank) / h.count
+}
+
+/// Whether some observations were NaN: the sum is NaN and the buckets hold
+/// fewer observations than the count.
+pub(super) fn has_nan_observations(h: &FloatHistogram) -> bool {
+    if !h.sum.is_nan() {
+        return false;
+    }
+    let in_buckets: f64 = h.positive_buckets.iter().sum::<f64>()
+        + h.negative_buckets.iter().sum::<f64>()
+        + h.zero_count;
+    in_buckets < h.count
 }
 
 /// The estimated variance of the observations, as Prometheus's
