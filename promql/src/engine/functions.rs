@@ -12,7 +12,9 @@ use ember_model::sample::Sample as Point;
 use ember_model::storage::Severity;
 
 use super::QueryError;
-use super::eval::{Evaluator, HPoint, StepPoint, StepSeries, Val, merge_points, strip_parens};
+use super::eval::{
+    Evaluator, HPoint, HistogramStepPoint, StepPoint, StepSeries, Val, merge_points, strip_parens,
+};
 use super::native::{self, RateIssues, StepValue, floats_only};
 use crate::parser::{Call, Expr};
 use ember_model::histogram::{CounterResetHint, FloatHistogram};
@@ -1488,6 +1490,26 @@ fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, QueryEr
         match index.get(&key) {
             Some(&i) => {
                 let target = &mut out[i];
+                let steps = |points: &[StepPoint], histograms: &[HistogramStepPoint]| {
+                    points
+                        .iter()
+                        .map(|p| p.step)
+                        .chain(histograms.iter().map(|p| p.step))
+                        .collect::<std::collections::HashSet<u32>>()
+                };
+                if !s.histograms.is_empty() || !target.histograms.is_empty() {
+                    let mine = steps(&target.points, &target.histograms);
+                    if steps(&s.points, &s.histograms)
+                        .iter()
+                        .any(|step| mine.contains(step))
+                    {
+                        return Err(QueryError::Execution(
+                            "vector cannot contain metrics with the same labelset".into(),
+                        ));
+                    }
+                    target.histograms.extend(s.histograms);
+                    target.histograms.sort_by_key(|p| p.step);
+                }
                 target.points = merge_points(std::mem::take(&mut target.points), s.points)?;
             }
             None => {
