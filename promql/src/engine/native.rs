@@ -267,7 +267,7 @@ pub(super) fn histogram_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> 
     }
     // NaN observations lie in no bucket: no range includes them.
     let total = if has_nan_observations(h) {
-        rank.min(h.count)
+        bucket_total(h)
     } else {
         h.count
     };
@@ -286,10 +286,12 @@ pub(super) fn has_nan_observations(h: &FloatHistogram) -> bool {
     if !h.sum.is_nan() {
         return false;
     }
-    let in_buckets: f64 = h.positive_buckets.iter().sum::<f64>()
-        + h.negative_buckets.iter().sum::<f64>()
-        + h.zero_count;
-    in_buckets < h.count
+    bucket_total(h) < h.count
+}
+
+/// The observations in the buckets (zero bucket included).
+fn bucket_total(h: &FloatHistogram) -> f64 {
+    h.positive_buckets.iter().sum::<f64>() + h.negative_buckets.iter().sum::<f64>() + h.zero_count
 }
 
 /// The estimated variance of the observations, as Prometheus's
@@ -349,45 +351,52 @@ pub(super) fn histogram_increase(
 ) -> Option<FloatHistogram> {
     let first = &points[0].h;
     let last = &points[points.len() - 1].h;
-    if first.uses_custom_buckets() != last.uses_custom_buckets() {
-        issues.mixed_schemas = true;
-        return None;
-    }
     let gauge = CounterResetHint::Gauge;
-    if is_counter && (first.counter_reset_hint == gauge || last.counter_reset_hint == gauge) {
-        issues.not_counter = true;
-    }
-    let mut min_schema = first.schema.min(last.schema);
-    for p in &points[1..points.len() - 1] {
-        if !is_counter {
-            continue;
-        }
-        if p.h.counter_reset_hint == gauge {
+    let mut h = if is_counter {
+        if points.iter().any(|p| p.h.counter_reset_hint == gauge) {
             issues.not_counter = true;
         }
-        min_schema = min_schema.min(p.h.schema);
-        if p.h.uses_custom_buckets() != first.uses_custom_buckets() {
+        // The increase is the sum of the increases between neighbours, a
+        // reset counting from zero: a change between exponential and
+        // custom buckets is such a reset, so the histograms before it only
+        // matter through their counts.
+        let mut total: Option<FloatHistogram> = None;
+        for pair in points.windows(2) {
+            let (previous, current) = (&pair[0].h, &pair[1].h);
+            let step = if current.detect_reset(previous) {
+                current.clone()
+            } else {
+                let combined = current.sub(previous).ok()?;
+                issues.reconciled |= combined.custom_buckets_reconciled;
+                combined.histogram
+            };
+            total = Some(match total {
+                None => step,
+                Some(sum) => match sum.add(&step) {
+                    Ok(combined) => {
+                        issues.reconciled |= combined.custom_buckets_reconciled;
+                        combined.histogram
+                    }
+                    Err(_) => {
+                        issues.mixed_schemas = true;
+                        return None;
+                    }
+                },
+            });
+        }
+        total?
+    } else {
+        if first.uses_custom_buckets() != last.uses_custom_buckets() {
             issues.mixed_schemas = true;
             return None;
         }
-    }
-    let mut h = last.reduced_to(min_schema);
-    let combined = h.sub(first).ok()?;
-    issues.reconciled |= combined.custom_buckets_reconciled;
-    h = combined.histogram;
-    if is_counter {
-        let mut previous = first;
-        for p in &points[1..] {
-            if p.h.detect_reset(previous) {
-                let combined = h.add(previous).ok()?;
-                issues.reconciled |= combined.custom_buckets_reconciled;
-                h = combined.histogram;
-            }
-            previous = &p.h;
+        if first.counter_reset_hint != gauge || last.counter_reset_hint != gauge {
+            issues.not_gauge = true;
         }
-    } else if first.counter_reset_hint != gauge || last.counter_reset_hint != gauge {
-        issues.not_gauge = true;
-    }
+        let combined = last.sub(first).ok()?;
+        issues.reconciled |= combined.custom_buckets_reconciled;
+        combined.histogram
+    };
     h.counter_reset_hint = CounterResetHint::Gauge;
     h.compact(0);
     Some(h)
