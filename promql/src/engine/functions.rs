@@ -1312,7 +1312,16 @@ fn over_time_with_histograms(
             }
             sum.sum = total + compensation;
             if name == "avg_over_time" {
-                sum.div(histograms.len() as f64);
+                let n = histograms.len() as f64;
+                if !sum.count.is_finite() && histograms.iter().all(|p| p.h.count.is_finite()) {
+                    // The plain sum overflowed: Prometheus's incremental
+                    // mean stays finite.
+                    let mut mean = native::incremental_mean(histograms.iter().map(|p| &p.h))?;
+                    mean.sum = sum.sum / n;
+                    sum = mean;
+                } else {
+                    sum.div(n);
+                }
             }
             sum.counter_reset_hint = CounterResetHint::Gauge;
             sum.compact(0);

@@ -331,6 +331,31 @@ pub(super) fn histogram_variance(h: &FloatHistogram) -> f64 {
     (variance + compensation) / h.count
 }
 
+/// The mean of histograms computed incrementally (`mean += h/n - mean/n`),
+/// which stays finite where the plain sum overflows; `None` when their
+/// layouts cannot be combined.
+pub(super) fn incremental_mean<'a>(
+    histograms: impl Iterator<Item = &'a FloatHistogram>,
+) -> Option<FloatHistogram> {
+    let mut mean: Option<FloatHistogram> = None;
+    let mut n = 0.0;
+    for h in histograms {
+        n += 1.0;
+        mean = Some(match mean {
+            None => h.clone(),
+            Some(current) => {
+                let mut left = h.clone();
+                left.div(n);
+                let mut right = current.clone();
+                right.div(n);
+                let step = left.sub(&right).ok()?.histogram;
+                current.add(&step).ok()?.histogram
+            }
+        });
+    }
+    mean
+}
+
 /// What went wrong in a histogram rate, for the caller to annotate.
 #[derive(Debug, Default)]
 pub(super) struct RateIssues {
