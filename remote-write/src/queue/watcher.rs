@@ -273,10 +273,10 @@ impl Watcher {
                             .expect("metadata lock")
                             .insert(name.to_owned(), metadata.clone());
                     }
-                    *series = Arc::new(SeriesEntry {
-                        labels: series.labels.clone(),
-                        metadata: Some(Arc::new(metadata)),
-                    });
+                    *series = Arc::new(SeriesEntry::new(
+                        series.labels.clone(),
+                        Some(Arc::new(metadata)),
+                    ));
                 }
             }
             _ => {}
@@ -317,7 +317,7 @@ impl Watcher {
             .get(&series_ref)
             .and_then(|e| e.series.as_ref())
             .and_then(|s| s.metadata.clone());
-        Some(Arc::new(SeriesEntry { labels, metadata }))
+        Some(Arc::new(SeriesEntry::new(labels, metadata)))
     }
 
     /// Queues the samples in `self.samples`, read from the record ending at
