@@ -207,6 +207,52 @@ fn plugin_bench(c: &mut Criterion, target: &Labels, text: &str) {
         });
     }
     group.finish();
+
+    // An exporter target's scrape on the server path (lookup, label and
+    // parameter conversion, the call, the timing histogram, rendering to
+    // text), against the plugin host's bare `collect` (41 µs in
+    // plugin-host/benches/plugins.rs).
+    let Some(fixture) = Some(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/plugins/exporter-fixture.wasm"),
+    )
+    .filter(|path| path.is_file()) else {
+        return;
+    };
+    let exporter_config = ember_config::parse(
+        &format!(
+            "plugins:\n  - name: fixture\n    kind: exporter\n    path: {}\n",
+            fixture.display()
+        ),
+        std::path::Path::new("bench.yml"),
+    )
+    .expect("config");
+    runtime.block_on(manager.apply_config(&exporter_config));
+    let source = ember_host::scrape::exporter::ExporterSource {
+        manager: manager.clone(),
+        plugin: "fixture".to_owned(),
+    };
+    let target = ember_host::scrape::target::Target::new(
+        Labels::new([
+            ("__address__", "db:5432"),
+            ("__scheme__", "http"),
+            ("__metrics_path__", "/metrics"),
+            ("instance", "db:5432"),
+            ("job", "db"),
+        ])
+        .expect("labels"),
+        Labels::EMPTY,
+        &std::collections::BTreeMap::new(),
+        Some("fixture"),
+    )
+    .expect("target");
+    c.bench_function("exporter_collect_server_path", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(source.collect(&target, std::time::Duration::from_secs(10)))
+                .expect("collect")
+        })
+    });
 }
 
 criterion_group!(benches, bench);

@@ -215,6 +215,25 @@ impl PackedBatch {
         PackedBatch::default()
     }
 
+    /// An empty batch with room for `sets` label sets of `labels` labels
+    /// and `text_bytes` bytes of names and values in all, so that filling it
+    /// does not reallocate (a scrape's batch is megabytes).
+    pub fn with_capacity(sets: usize, labels: usize, text_bytes: usize) -> PackedBatch {
+        PackedBatch {
+            inner: LabelBatch {
+                text: String::with_capacity(text_bytes),
+                spans: Vec::with_capacity(labels * 4),
+                sets: Vec::with_capacity(sets),
+            },
+        }
+    }
+
+    /// Labels in the batch, and bytes of text: a capacity hint for the next
+    /// batch of the same source.
+    pub fn size(&self) -> (usize, usize) {
+        (self.inner.spans.len() / 4, self.inner.text.len())
+    }
+
     /// Appends one label set.
     pub fn push_set<'a>(
         &mut self,

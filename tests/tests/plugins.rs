@@ -109,10 +109,11 @@ fn metric_value(metrics: &str, prefix: &str) -> Option<f64> {
 
 #[test]
 fn relabel_exporter_and_discovery_plugins_work_through_the_server() {
-    let (Some(hash), Some(exporter), Some(discovery)) = (
+    let (Some(hash), Some(exporter), Some(discovery), Some(tagger)) = (
         plugin("relabel-hash-pii"),
         plugin("exporter-fixture"),
         plugin("discovery-fixture"),
+        plugin("misbehaving-relabeler"),
     ) else {
         return;
     };
@@ -132,6 +133,9 @@ plugins:
     kind: relabeler
     path: {hash}
     config: {{labels: email, salt: pepper}}
+  - name: tagger
+    kind: relabeler
+    path: {tagger}
   - name: fixture-exporter
     kind: exporter
     path: {exporter}
@@ -159,6 +163,8 @@ scrape_configs:
     relabel_configs:
       - source_labels: [__address__]
         target_label: __param_target
+      - action: plugin
+        plugin: tagger
   - job_name: discovered
     plugin_sd_configs:
       - plugin: inventory
@@ -170,6 +176,7 @@ scrape_configs:
         hash = hash.display(),
         exporter = exporter.display(),
         discovery = discovery.display(),
+        tagger = tagger.display(),
     );
     let ember = Ember::start(Options::with_config(config));
 
@@ -188,7 +195,7 @@ scrape_configs:
     assert_ne!(email, "ann@example.com");
     assert_eq!(email.len(), 16, "{email}");
     assert!(email.bytes().all(|b| b.is_ascii_hexdigit()), "{email}");
-    assert!(query(&ember, "other").is_empty());
+    assert!(query(&ember, "other{job=\"web\"}").is_empty());
     assert_eq!(query(&ember, "up{job=\"web\"}")[0]["value"][1], "1");
 
     // The exporter plugin is scraped like a target: the target's labels and
@@ -223,6 +230,12 @@ scrape_configs:
         "{}",
         ember.logs_text()
     );
+    // Target relabeling called the tagger plugin with the whole discovery
+    // update at once: both targets carry the label it added, from the same
+    // call (the plugin numbers its calls).
+    let tagged = query(&ember, "up{job=\"exported\",calls!=\"\"}");
+    assert_eq!(tagged.len(), 2, "{tagged:?}");
+    assert_eq!(tagged[0]["metric"]["calls"], tagged[1]["metric"]["calls"]);
     assert_eq!(
         query(
             &ember,
@@ -258,7 +271,7 @@ scrape_configs:
 
     // Status and self-metrics.
     let reports = plugins_api(&ember);
-    assert_eq!(reports.len(), 3, "{reports:#?}");
+    assert_eq!(reports.len(), 4, "{reports:#?}");
     for report in &reports {
         assert_eq!(report["state"], "ready", "{report:#}");
         assert_eq!(

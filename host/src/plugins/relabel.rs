@@ -23,9 +23,27 @@ enum Segment {
 }
 
 /// The steps of one relabel list, ready to run over batches.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Default)]
 pub struct RelabelPipeline {
     segments: Vec<Segment>,
+    /// Labels and text bytes of the last plugin batch: the next batch of a
+    /// scrape is about as big, and is allocated at that size at once.
+    size_hint: std::sync::Mutex<(usize, usize)>,
+}
+
+impl Clone for RelabelPipeline {
+    fn clone(&self) -> RelabelPipeline {
+        RelabelPipeline {
+            segments: self.segments.clone(),
+            size_hint: std::sync::Mutex::new((0, 0)),
+        }
+    }
+}
+
+impl PartialEq for RelabelPipeline {
+    fn eq(&self, other: &RelabelPipeline) -> bool {
+        self.segments == other.segments
+    }
 }
 
 impl RelabelPipeline {
@@ -41,7 +59,10 @@ impl RelabelPipeline {
                 RelabelStep::Plugin(name) => segments.push(Segment::Plugin(name.clone())),
             }
         }
-        RelabelPipeline { segments }
+        RelabelPipeline {
+            segments,
+            size_hint: std::sync::Mutex::new((0, 0)),
+        }
     }
 
     /// The rules, when no step calls a plugin.
@@ -112,7 +133,9 @@ impl RelabelPipeline {
                         };
                     }
                 }
-                Segment::Plugin(name) => call_plugin(manager, name, batch, &mut out).await?,
+                Segment::Plugin(name) => {
+                    call_plugin(manager, name, batch, &mut out, &self.size_hint).await?
+                }
             }
         }
         Ok(out)
@@ -136,13 +159,23 @@ async fn call_plugin(
     name: &str,
     inputs: &[Labels],
     sets: &mut [Relabeled],
+    size_hint: &std::sync::Mutex<(usize, usize)>,
 ) -> Result<(), PluginUseError> {
     let call_error = |source| PluginUseError::Call {
         name: name.to_owned(),
         source,
     };
     let mut live: Vec<usize> = Vec::with_capacity(sets.len());
-    let mut batch = ember_plugin_host::PackedBatch::new();
+    let (labels_hint, text_hint) = *size_hint
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // A little headroom, so that a scrape that grew by a few series does not
+    // reallocate the whole batch.
+    let mut batch = ember_plugin_host::PackedBatch::with_capacity(
+        sets.len(),
+        labels_hint + labels_hint / 16,
+        text_hint + text_hint / 16,
+    );
     for (index, state) in sets.iter().enumerate() {
         let labels = match state {
             Relabeled::Dropped => continue,
@@ -155,6 +188,9 @@ async fn call_plugin(
     if live.is_empty() {
         return Ok(());
     }
+    *size_hint
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = batch.size();
     let plugin = manager.get(name)?;
     let answer = manager.timed(&plugin, plugin.relabel_packed(batch)).await?;
     for (position, &index) in live.iter().enumerate() {
