@@ -292,3 +292,104 @@ fn remote_write_2_0_into_another_ember() {
     );
     assert_eq!(times, expected, "sender logs:\n{logs}");
 }
+
+/// Log lines saying that queue `name` started.
+fn queue_starts(ember: &Ember, name: &str) -> usize {
+    ember
+        .logs_text()
+        .lines()
+        .filter(|l| {
+            l.contains("Starting remote-write queue")
+                && l.contains(&format!("\"remote_name\":\"{name}\""))
+        })
+        .count()
+}
+
+#[test]
+fn reload_keeps_unchanged_queues_and_resumes_changed_ones_from_their_marker() {
+    let receiver_a = Ember::start(
+        Options::with_config("global: {}\n").flag("--web.enable-remote-write-receiver"),
+    );
+    let receiver_b = Ember::start(
+        Options::with_config("global: {}\n").flag("--web.enable-remote-write-receiver"),
+    );
+    let target = StaticTarget::start(vec![(
+        "/metrics",
+        "text/plain; version=0.0.4",
+        "g 1\n".to_owned(),
+    )]);
+    let url_a = format!("{}/api/v1/write", receiver_a.base_url());
+    let url_b = format!("{}/api/v1/write", receiver_b.base_url());
+    let both = sender_config(
+        target.address(),
+        &[("a", url_a.clone()), ("b", url_b.clone())],
+        "",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let mut sender =
+        Ember::start(Options::with_config(both.clone()).data_dir(data.path().join("ember")));
+    wait_scrapes(&sender, 4);
+    assert!(eventually(Duration::from_secs(10), || !raw_samples(
+        receiver_a.base_url(),
+        "g"
+    )
+    .is_empty()));
+
+    // Queue a removed: it stops and its metrics go; b keeps running.
+    sender.write_config(&sender_config(
+        target.address(),
+        &[("b", url_b.clone())],
+        "",
+    ));
+    sender.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let metrics = sender.get("/metrics").text().unwrap();
+            !metrics.contains("remote_name=\"a\"") && metrics.contains("remote_name=\"b\"")
+        }),
+        "queue a is not removed; logs:\n{}",
+        sender.logs_text()
+    );
+    let before = raw_samples(sender.base_url(), "up")
+        .values()
+        .next()
+        .map_or(0, Vec::len);
+    wait_scrapes(&sender, before + 6);
+
+    // Queue a back, changed: it resumes from its marker, so what was scraped
+    // while it was gone arrives too.
+    let changed = both.replacen("max_samples_per_send: 50", "max_samples_per_send: 20", 1);
+    assert_ne!(changed, both);
+    sender.write_config(&changed);
+    sender.signal("HUP");
+    assert!(eventually(Duration::from_secs(10), || queue_starts(
+        &sender, "a"
+    ) == 2));
+    let before = raw_samples(sender.base_url(), "up")
+        .values()
+        .next()
+        .map_or(0, Vec::len);
+    wait_scrapes(&sender, before + 4);
+    stop(&mut sender);
+    assert_eq!(queue_starts(&sender, "b"), 1, "b was never restarted");
+    let logs = sender.logs_text();
+
+    let reader =
+        Ember::start(Options::with_config("global: {}\n").data_dir(data.path().join("ember")));
+    let stored = raw_samples(reader.base_url(), "g");
+    let expected: Vec<i64> = stored.into_values().next().unwrap();
+    for receiver in [&receiver_a, &receiver_b] {
+        let mut got = Vec::new();
+        let same = eventually(Duration::from_secs(10), || {
+            got = raw_samples(receiver.base_url(), "g")
+                .into_values()
+                .next()
+                .unwrap_or_default();
+            got == expected
+        });
+        assert!(
+            same,
+            "receiver has {got:?}, sender stored {expected:?}; logs:\n{logs}"
+        );
+    }
+}
