@@ -845,7 +845,7 @@ impl Evaluator<'_, '_> {
                             is_counter.then_some((histograms[0].h.count, h.count)),
                         );
                         h.mul(factor);
-                        Some(StepValue::H(h))
+                        Some(StepValue::H(Box::new(h)))
                     },
                 )?;
                 for metric in mixed {
@@ -1113,7 +1113,7 @@ impl Evaluator<'_, '_> {
                         };
                         match (float, histogram) {
                             (Some(f), Some(h)) if (f.t < h.t) == first => Some(StepValue::F(f.v)),
-                            (_, Some(h)) => Some(StepValue::H(h.h.clone())),
+                            (_, Some(h)) => Some(StepValue::H(Box::new(h.h.clone()))),
                             (Some(f), None) => Some(StepValue::F(f.v)),
                             (None, None) => None,
                         }
@@ -1280,7 +1280,7 @@ fn instant_histogram_value(
     }
     result.counter_reset_hint = gauge;
     result.compact(0);
-    (Some(StepValue::H(result)), warning, reconciled)
+    (Some(StepValue::H(Box::new(result))), warning, reconciled)
 }
 
 /// The `*_over_time` functions, `changes` and `resets` over a window that
@@ -1325,7 +1325,7 @@ fn over_time_with_histograms(
             }
             sum.counter_reset_hint = CounterResetHint::Gauge;
             sum.compact(0);
-            Some(StepValue::H(sum))
+            Some(StepValue::H(Box::new(sum)))
         }
         "ts_of_last_over_time" | "ts_of_first_over_time" => {
             let float = if name == "ts_of_last_over_time" {

@@ -14,10 +14,11 @@ use super::QueryError;
 use super::eval::{Evaluator, HPoint, HistogramStepPoint, StepPoint, StepSeries};
 use crate::parser::Expr;
 
-/// A step's value: a float or a histogram.
+/// A step's value: a float or a histogram (boxed, so that the float case
+/// returned for every step of every series stays two words).
 pub(super) enum StepValue {
     F(f64),
-    H(FloatHistogram),
+    H(Box<FloatHistogram>),
 }
 
 /// Computes a range function's value at a step from the step index, the
@@ -78,7 +79,7 @@ impl Evaluator<'_, '_> {
                     }),
                     Some(StepValue::H(h)) => hpoints.push(HistogramStepPoint {
                         step: step as u32,
-                        h: Box::new(h),
+                        h,
                     }),
                     None => {}
                 }
