@@ -347,3 +347,141 @@ impl Destination for PluginDestination {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ember_remote_write::{BatchSeries, Sample, SeriesEntry};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Answers one request with `status` and returns the request's head.
+    async fn answer_once(listener: &tokio::net::TcpListener, status: &str) -> String {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+        }
+        let response = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: 4\r\nretry-after: 2\r\nconnection: close\r\n\r\nnope"
+        );
+        stream.write_all(response.as_bytes()).await.unwrap();
+        let text = String::from_utf8_lossy(&request).to_string();
+        text[..text.find("\r\n\r\n").unwrap()].to_owned()
+    }
+
+    fn destination(url: &str, protocol: &str, retry_429: bool) -> HttpDestination {
+        let yaml = format!(
+            "remote_write:\n  - url: {url}\n    protobuf_message: {protocol}\n    headers:\n      X-Scope-OrgID: tenant-1\n    \
+             basic_auth:\n      username: u\n      password: p\n    queue_config:\n      retry_on_http_429: {retry_429}\n"
+        );
+        let config = ember_config::parse(&yaml, Path::new("test.yml")).unwrap();
+        let entry = &config.remote_write[0];
+        let protocol = match entry.protobuf_message {
+            RemoteWriteMessage::V1 => Protocol::V1,
+            RemoteWriteMessage::V2 => Protocol::V2,
+        };
+        HttpDestination::new(url, entry, protocol).unwrap()
+    }
+
+    fn batch(protocol: Protocol) -> Batch {
+        let series = Arc::new(SeriesEntry::new(
+            ember_model::Labels::new([("__name__", "up")]).unwrap(),
+            None,
+        ));
+        Batch::new(
+            protocol,
+            vec![BatchSeries {
+                series,
+                samples: vec![Sample { t: 1, v: 1.0 }],
+            }],
+            Vec::new(),
+        )
+    }
+
+    #[tokio::test]
+    async fn statuses_map_to_outcomes_and_requests_carry_protocol_headers_and_auth() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+        let cases = [
+            ("prometheus.WriteRequest", false, "204 No Content", "sent"),
+            (
+                "prometheus.WriteRequest",
+                false,
+                "500 Internal Server Error",
+                "retry",
+            ),
+            ("prometheus.WriteRequest", false, "400 Bad Request", "drop"),
+            (
+                "prometheus.WriteRequest",
+                false,
+                "429 Too Many Requests",
+                "drop",
+            ),
+            (
+                "io.prometheus.write.v2.Request",
+                true,
+                "429 Too Many Requests",
+                "retry",
+            ),
+        ];
+        for (protocol_name, retry_429, status, want) in cases {
+            let destination = destination(&url, protocol_name, retry_429);
+            let batch = batch(destination.protocol);
+            let (head, outcome) =
+                tokio::join!(answer_once(&listener, status), destination.send(&batch));
+            let got = match &outcome {
+                SendOutcome::Sent => "sent",
+                SendOutcome::Retryable { .. } => "retry",
+                SendOutcome::Permanent { .. } => "drop",
+            };
+            assert_eq!(got, want, "{protocol_name} {status}: {outcome:?}");
+            if let SendOutcome::Retryable { retry_after, .. } = &outcome {
+                assert_eq!(*retry_after, Some(Duration::from_secs(2)));
+            }
+            let head = head.to_ascii_lowercase();
+            assert!(head.starts_with("post /api/v1/write "), "{head}");
+            assert!(head.contains("content-encoding: snappy"), "{head}");
+            assert!(head.contains("x-scope-orgid: tenant-1"), "{head}");
+            // base64("u:p")
+            assert!(head.contains("authorization: basic dtpw"), "{head}");
+            let (content_type, version) = match destination.protocol {
+                Protocol::V1 => ("content-type: application/x-protobuf\r", "0.1.0"),
+                Protocol::V2 => (
+                    "content-type: application/x-protobuf;proto=io.prometheus.write.v2.request",
+                    "2.0.0",
+                ),
+            };
+            assert!(head.contains(content_type), "{head}");
+            assert!(
+                head.contains(&format!("x-prometheus-remote-write-version: {version}")),
+                "{head}"
+            );
+        }
+        // A connection refused is retryable.
+        drop(listener);
+        let outcome = destination(&url, "prometheus.WriteRequest", false)
+            .send(&batch(Protocol::V1))
+            .await;
+        assert!(
+            matches!(outcome, SendOutcome::Retryable { .. }),
+            "{outcome:?}"
+        );
+    }
+}
