@@ -445,3 +445,98 @@ async fn metadata_goes_in_its_own_requests_for_1_0_and_with_the_series_for_2_0()
         queue.stop(Duration::from_secs(5)).await;
     }
 }
+
+/// Sends slowly, so one shard cannot keep up.
+#[derive(Debug)]
+struct Slow(Arc<Recorder>);
+
+impl Destination for Slow {
+    fn send<'a>(&'a self, batch: &'a Batch) -> SendFuture<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            self.0.send(batch).await
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_scale_up_with_a_slow_endpoint_and_keep_each_series_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = small_wal(dir.path());
+    let recorder = Recorder::new();
+    let mut settings = settings(dir.path());
+    settings.queue.max_shards = 8;
+    settings.queue.max_samples_per_send = 20;
+    settings.reshard_interval = Duration::from_millis(300);
+    let queue = Queue::start(
+        settings,
+        Arc::new(Slow(recorder.clone())),
+        QueueMetrics::unregistered(),
+    )
+    .unwrap();
+    let start = now_ms();
+    log_series(&mut wal);
+    // One shard sends about 650 samples/s here; write 6,000 over ~3 s.
+    for chunk in 0..30 {
+        log_samples(&mut wal, start, chunk * 10..(chunk + 1) * 10);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for("all samples", Duration::from_secs(60), || {
+        recorder.total() >= (SERIES * 300) as usize
+    })
+    .await;
+    assert!(
+        queue.metrics().shards.get() > 1,
+        "shards: {}, desired {}",
+        queue.metrics().shards.get(),
+        queue.metrics().shards_desired.get()
+    );
+    assert_complete(&recorder, start, 300);
+    queue.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_behind_a_checkpoint_takes_series_from_it_and_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = small_wal(dir.path());
+    let start = now_ms();
+    log_series(&mut wal);
+    log_samples(&mut wal, start, 0..300);
+    let last_full = wal.current_segment() - 1;
+    assert!(last_full >= 1);
+    // The queue was acknowledged up to segment 0 before it went down; the
+    // TSDB then checkpointed and deleted the segments it had not read.
+    ProgressFile::new(&dir.path().join("remote_write"), "test")
+        .store(ember_remote_write::Position {
+            segment: 0,
+            offset: 0,
+        })
+        .unwrap();
+    wal.checkpoint(0, last_full, |_| true, i64::MAX).unwrap();
+    log_samples(&mut wal, start, 300..310);
+    let recorder = Recorder::new();
+    let queue = Queue::start(
+        settings(dir.path()),
+        recorder.clone(),
+        QueueMetrics::unregistered(),
+    )
+    .unwrap();
+    // Series records are only in the checkpoint now; the new samples still
+    // find their labels.
+    wait_for(
+        "samples after the checkpoint",
+        Duration::from_secs(10),
+        || {
+            recorder
+                .received
+                .lock()
+                .unwrap()
+                .values()
+                .any(|s| s.iter().any(|&(t, _)| t == start + 309 * 1000))
+        },
+    )
+    .await;
+    assert_eq!(recorder.received.lock().unwrap().len(), SERIES as usize);
+    assert_eq!(queue.metrics().samples_dropped_total.get(), 0);
+    queue.stop(Duration::from_secs(5)).await;
+}
