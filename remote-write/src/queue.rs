@@ -271,6 +271,10 @@ impl Queue {
         metrics.shards_min.set(q.min_shards as i64);
         metrics.shards.set(min_shards as i64);
         metrics.shards_desired.set(min_shards as f64);
+        // A queue restarted by a reload reuses its metrics; what its
+        // predecessor still held is not pending here (it is re-read from
+        // the WAL).
+        metrics.samples_pending.set(0);
         let marker = settings.progress.load();
         let shared = Arc::new(Shared {
             destination,
