@@ -1056,6 +1056,7 @@ impl Evaluator<'_, '_> {
                     .ok_or_else(|| QueryError::Internal(format!("no range function {name}")))?;
                 let mut mixed: Vec<String> = Vec::new();
                 let mut ignored: Vec<String> = Vec::new();
+                let mut reconciled = false;
                 let result = self.range_map_mixed(
                     name,
                     arg(0)?,
@@ -1073,9 +1074,17 @@ impl Evaluator<'_, '_> {
                             metric,
                             &mut mixed,
                             &mut ignored,
+                            &mut reconciled,
                         )
                     },
                 )?;
+                if reconciled {
+                    self.ctx.annotate(
+                        Severity::Info,
+                        "mismatched custom buckets were reconciled during aggregation".to_owned(),
+                        arg_position(0),
+                    );
+                }
                 for metric in mixed {
                     self.ctx.annotate(
                         Severity::Warning,
@@ -1293,6 +1302,7 @@ fn over_time_with_histograms(
     metric: String,
     mixed: &mut Vec<String>,
     ignored: &mut Vec<String>,
+    reconciled: &mut bool,
 ) -> Option<StepValue> {
     match name {
         "count_over_time" => Some(StepValue::F((samples.len() + histograms.len()) as f64)),
@@ -1307,7 +1317,9 @@ fn over_time_with_histograms(
             // Prometheus does for floats and histogram sums alike.
             let (mut total, mut compensation) = (sum.sum, 0.0);
             for p in &histograms[1..] {
-                sum = sum.add(&p.h).ok()?.histogram;
+                let combined = sum.add(&p.h).ok()?;
+                *reconciled |= combined.custom_buckets_reconciled;
+                sum = combined.histogram;
                 (total, compensation) = kahan_add(p.h.sum, total, compensation);
             }
             sum.sum = total + compensation;
