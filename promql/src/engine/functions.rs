@@ -1054,9 +1054,7 @@ impl Evaluator<'_, '_> {
             | "ts_of_first_over_time" => {
                 let f = over_time_function(name)
                     .ok_or_else(|| QueryError::Internal(format!("no range function {name}")))?;
-                let mut mixed: Vec<String> = Vec::new();
-                let mut ignored: Vec<String> = Vec::new();
-                let mut reconciled = false;
+                let mut notes = OverTimeNotes::default();
                 let result = self.range_map_mixed(
                     name,
                     arg(0)?,
@@ -1066,18 +1064,14 @@ impl Evaluator<'_, '_> {
                             return (!samples.is_empty()).then(|| StepValue::F(f(samples)));
                         }
                         let metric = labels.metric_name().unwrap_or("").to_owned();
-                        over_time_with_histograms(
-                            name,
-                            f,
-                            samples,
-                            histograms,
-                            metric,
-                            &mut mixed,
-                            &mut ignored,
-                            &mut reconciled,
-                        )
+                        over_time_with_histograms(name, f, samples, histograms, metric, &mut notes)
                     },
                 )?;
+                let OverTimeNotes {
+                    mixed,
+                    ignored,
+                    reconciled,
+                } = notes;
                 if reconciled {
                     self.ctx.annotate(
                         Severity::Info,
@@ -1292,6 +1286,18 @@ fn instant_histogram_value(
     (Some(StepValue::H(Box::new(result))), warning, reconciled)
 }
 
+/// What the `*_over_time` functions found for annotations.
+#[derive(Default)]
+struct OverTimeNotes {
+    /// Metrics whose windows mixed floats and histograms where that is an
+    /// error.
+    mixed: Vec<String>,
+    /// Metrics whose histograms were ignored beside floats.
+    ignored: Vec<String>,
+    /// Custom bucket bounds were reconciled.
+    reconciled: bool,
+}
+
 /// The `*_over_time` functions, `changes` and `resets` over a window that
 /// holds histograms.
 fn over_time_with_histograms(
@@ -1300,16 +1306,14 @@ fn over_time_with_histograms(
     samples: &[Point],
     histograms: &[HPoint],
     metric: String,
-    mixed: &mut Vec<String>,
-    ignored: &mut Vec<String>,
-    reconciled: &mut bool,
+    notes: &mut OverTimeNotes,
 ) -> Option<StepValue> {
     match name {
         "count_over_time" => Some(StepValue::F((samples.len() + histograms.len()) as f64)),
         "present_over_time" => Some(StepValue::F(1.0)),
         "sum_over_time" | "avg_over_time" => {
             if !samples.is_empty() {
-                push_unique(mixed, metric);
+                push_unique(&mut notes.mixed, metric);
                 return None;
             }
             let mut sum = histograms[0].h.clone();
@@ -1318,7 +1322,7 @@ fn over_time_with_histograms(
             let (mut total, mut compensation) = (sum.sum, 0.0);
             for p in &histograms[1..] {
                 let combined = sum.add(&p.h).ok()?;
-                *reconciled |= combined.custom_buckets_reconciled;
+                notes.reconciled |= combined.custom_buckets_reconciled;
                 sum = combined.histogram;
                 (total, compensation) = kahan_add(p.h.sum, total, compensation);
             }
@@ -1391,7 +1395,7 @@ fn over_time_with_histograms(
             if samples.is_empty() {
                 return None;
             }
-            push_unique(ignored, metric);
+            push_unique(&mut notes.ignored, metric);
             Some(StepValue::F(f(samples)))
         }
     }
