@@ -1,7 +1,7 @@
 //! The remote-write sender against real receivers: Ember scrapes a target
 //! and remote-writes into Prometheus 2.42 (`--web.enable-remote-write-receiver`)
-//! and VictoriaMetrics at once; Ember restarts mid-stream and Prometheus is
-//! down for a while. At the end every sample Ember stored is in both
+//! and VictoriaMetrics at once; Ember is killed and restarted, then restarted
+//! cleanly mid-stream, and Prometheus is down for a while. At the end every sample Ember stored is in both
 //! receivers. A second test sends remote write 2.0 into a second Ember
 //! (its receiver does not keep metadata, so metadata sending is tested in
 //! `remote-write/tests/queue.rs`).
@@ -192,6 +192,16 @@ fn ember_remote_writes_into_prometheus_and_victoria_metrics_through_restarts_and
     // Phase 1: stream, then restart Ember mid-stream.
     let mut ember = start();
     wait_scrapes(&ember, 8);
+    // A crash: no flush, and the progress marker is up to a second old.
+    ember.kill();
+    let mut ember = start();
+    wait_scrapes(&ember, 1);
+    let before = raw_samples(ember.base_url(), "up")
+        .values()
+        .next()
+        .map_or(0, Vec::len);
+    wait_scrapes(&ember, before + 8);
+    // A clean restart.
     stop(&mut ember);
     let mut ember = start();
     // Samples from before the restart plus a few new ones.
