@@ -208,6 +208,7 @@ impl Evaluator<'_, '_> {
         for series in querier.select(true, Some(&hints), &matchers)? {
             self.ctx.check()?;
             let series = series?;
+            let with_histograms = series.may_have_histograms();
             let mut it = series.samples();
             let mut samples = Vec::new();
             if it.seek(from) {
@@ -215,6 +216,14 @@ impl Evaluator<'_, '_> {
                     let sample = it.at();
                     if sample.t > last {
                         break;
+                    }
+                    // Info metrics carry labels in float samples; a
+                    // histogram is not one, and Prometheus refuses it.
+                    if with_histograms && it.at_histogram().is_some() {
+                        return Err(QueryError::Execution(format!(
+                            "info series {} has native histogram samples: info metrics must be floats",
+                            series.labels()
+                        )));
                     }
                     samples.push(sample);
                     if !it.next() {
