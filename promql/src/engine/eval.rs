@@ -832,7 +832,24 @@ impl Evaluator<'_, '_> {
                     hbuffer.clear();
                     let with_histograms = series.may_have_histograms();
                     let mut it = series.samples();
-                    if it.seek(first + 1) {
+                    if !with_histograms {
+                        // The float-only loop, kept free of histogram
+                        // checks.
+                        if it.seek(first + 1) {
+                            loop {
+                                let sample = it.at();
+                                if sample.t > last {
+                                    break;
+                                }
+                                if !sample.is_stale() {
+                                    buffer.push(sample);
+                                }
+                                if !it.next() {
+                                    break;
+                                }
+                            }
+                        }
+                    } else if it.seek(first + 1) {
                         loop {
                             let sample = it.at();
                             if sample.t > last {
@@ -970,28 +987,7 @@ impl Evaluator<'_, '_> {
                     ignored.push(metric);
                 }
             }
-            let mut points = Vec::new();
-            let (mut lo, mut hi) = (0usize, 0usize);
-            for step in 0..steps {
-                let reference = window.reference(self.time(step));
-                if window.at.is_some() {
-                    lo = samples.partition_point(|p| p.t <= reference - window.range);
-                    hi = samples.partition_point(|p| p.t <= reference);
-                } else {
-                    while hi < samples.len() && samples[hi].t <= reference {
-                        hi += 1;
-                    }
-                    while lo < hi && samples[lo].t <= reference - window.range {
-                        lo += 1;
-                    }
-                }
-                if let Some(v) = f(step, &samples[lo..hi], labels, reference) {
-                    points.push(StepPoint {
-                        step: step as u32,
-                        v,
-                    });
-                }
-            }
+            let points = self.float_windows(&window, samples, labels, f);
             if !points.is_empty() {
                 self.ctx.hold(points.len())?;
                 out.push(StepSeries {
@@ -1011,6 +1007,40 @@ impl Evaluator<'_, '_> {
             );
         }
         Ok(out)
+    }
+
+    /// Slides the window over a series' float samples and applies `f` at
+    /// every step: the hot loop of every range function.
+    pub fn float_windows(
+        &self,
+        window: &Window,
+        samples: &[Point],
+        labels: &Labels,
+        f: &mut WindowFunction<'_>,
+    ) -> Vec<StepPoint> {
+        let mut points = Vec::new();
+        let (mut lo, mut hi) = (0usize, 0usize);
+        for step in 0..self.steps() {
+            let reference = window.reference(self.time(step));
+            if window.at.is_some() {
+                lo = samples.partition_point(|p| p.t <= reference - window.range);
+                hi = samples.partition_point(|p| p.t <= reference);
+            } else {
+                while hi < samples.len() && samples[hi].t <= reference {
+                    hi += 1;
+                }
+                while lo < hi && samples[lo].t <= reference - window.range {
+                    lo += 1;
+                }
+            }
+            if let Some(v) = f(step, &samples[lo..hi], labels, reference) {
+                points.push(StepPoint {
+                    step: step as u32,
+                    v,
+                });
+            }
+        }
+        points
     }
 
     /// Turns the root's value into the API's value, dropping names marked

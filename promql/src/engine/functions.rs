@@ -796,10 +796,20 @@ impl Evaluator<'_, '_> {
                 let mut not_counter: Vec<String> = Vec::new();
                 let mut not_gauge: Vec<String> = Vec::new();
                 let mut mixed_schemas: Vec<String> = Vec::new();
-                let result = self.range_map_mixed(
+                let result = self.range_map_split(
                     name,
                     arg(0)?,
                     true,
+                    &mut |_, samples, _, reference| {
+                        extrapolated_rate(
+                            samples,
+                            reference - window.range,
+                            reference,
+                            window.range,
+                            is_counter,
+                            is_rate,
+                        )
+                    },
                     &mut |_, samples, histograms, labels, reference| {
                         if histograms.is_empty() {
                             return extrapolated_rate(
@@ -910,10 +920,11 @@ impl Evaluator<'_, '_> {
                 let is_rate = name == "irate";
                 let mut warnings: Vec<String> = Vec::new();
                 let mut reconciled = false;
-                let result = self.range_map_mixed(
+                let result = self.range_map_split(
                     name,
                     arg(0)?,
                     true,
+                    &mut |_, samples, _, _| instant_value(samples, is_rate),
                     &mut |_, samples, histograms, labels, _| {
                         if histograms.is_empty() {
                             return instant_value(samples, is_rate).map(StepValue::F);
@@ -1055,10 +1066,11 @@ impl Evaluator<'_, '_> {
                 let f = over_time_function(name)
                     .ok_or_else(|| QueryError::Internal(format!("no range function {name}")))?;
                 let mut notes = OverTimeNotes::default();
-                let result = self.range_map_mixed(
+                let result = self.range_map_split(
                     name,
                     arg(0)?,
                     true,
+                    &mut |_, samples, _, _| (!samples.is_empty()).then(|| f(samples)),
                     &mut |_, samples, histograms, labels, _| {
                         if histograms.is_empty() {
                             return (!samples.is_empty()).then(|| StepValue::F(f(samples)));
@@ -1099,10 +1111,18 @@ impl Evaluator<'_, '_> {
             }
             "last_over_time" | "first_over_time" => {
                 let first = name == "first_over_time";
-                Ok(Val::Vector(self.range_map_mixed(
+                Ok(Val::Vector(self.range_map_split(
                     name,
                     arg(0)?,
                     false,
+                    &mut |_, samples, _, _| {
+                        if first {
+                            samples.first()
+                        } else {
+                            samples.last()
+                        }
+                        .map(|s| s.v)
+                    },
                     &mut |_, samples, histograms, _, _| {
                         let float = if first {
                             samples.first()

@@ -11,7 +11,9 @@ use ember_model::labels::Labels;
 use ember_model::sample::Sample as Point;
 
 use super::QueryError;
-use super::eval::{Evaluator, HPoint, HistogramStepPoint, StepPoint, StepSeries};
+use super::eval::{
+    Evaluator, HPoint, HistogramStepPoint, StepPoint, StepSeries, Window, WindowFunction,
+};
 use crate::parser::Expr;
 
 /// A step's value: a float or a histogram (boxed, so that the float case
@@ -28,6 +30,96 @@ pub(super) type MixedWindowFunction<'a> =
     dyn FnMut(usize, &[Point], &[HPoint], &Labels, i64) -> Option<StepValue> + 'a;
 
 impl Evaluator<'_, '_> {
+    /// Like [`Evaluator::range_map_mixed`], but series without histogram
+    /// samples go through `f`, the float-only function, on
+    /// [`Evaluator::range_map`]'s loop: float queries pay nothing for
+    /// histogram support.
+    pub(super) fn range_map_split(
+        &self,
+        func: &str,
+        expr: &Expr,
+        drop_name: bool,
+        f: &mut WindowFunction<'_>,
+        mixed: &mut MixedWindowFunction<'_>,
+    ) -> Result<Vec<StepSeries>, QueryError> {
+        let window = self.window_of(expr)?;
+        let mut out = Vec::new();
+        self.for_each_range_series(expr, Some(func), &mut |labels, samples, histograms| {
+            let (points, hpoints) = if histograms.is_empty() {
+                (self.float_windows(&window, samples, labels, f), Vec::new())
+            } else {
+                self.mixed_windows(&window, samples, histograms, labels, mixed)
+            };
+            if !points.is_empty() || !hpoints.is_empty() {
+                self.ctx.hold(points.len() + hpoints.len())?;
+                out.push(StepSeries {
+                    labels: labels.clone(),
+                    drop_name,
+                    points,
+                    histograms: hpoints,
+                });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Slides the window over a series' float and histogram samples and
+    /// applies `f` at every step.
+    fn mixed_windows(
+        &self,
+        window: &Window,
+        samples: &[Point],
+        histograms: &[HPoint],
+        labels: &Labels,
+        f: &mut MixedWindowFunction<'_>,
+    ) -> (Vec<StepPoint>, Vec<HistogramStepPoint>) {
+        let mut points = Vec::new();
+        let mut hpoints = Vec::new();
+        let (mut lo, mut hi, mut hlo, mut hhi) = (0usize, 0usize, 0usize, 0usize);
+        for step in 0..self.steps() {
+            let reference = window.reference(self.time(step));
+            let start = reference - window.range;
+            if window.at.is_some() {
+                lo = samples.partition_point(|p| p.t <= start);
+                hi = samples.partition_point(|p| p.t <= reference);
+                hlo = histograms.partition_point(|p| p.t <= start);
+                hhi = histograms.partition_point(|p| p.t <= reference);
+            } else {
+                while hi < samples.len() && samples[hi].t <= reference {
+                    hi += 1;
+                }
+                while lo < hi && samples[lo].t <= start {
+                    lo += 1;
+                }
+                while hhi < histograms.len() && histograms[hhi].t <= reference {
+                    hhi += 1;
+                }
+                while hlo < hhi && histograms[hlo].t <= start {
+                    hlo += 1;
+                }
+            }
+            match f(
+                step,
+                &samples[lo..hi],
+                &histograms[hlo..hhi],
+                labels,
+                reference,
+            ) {
+                Some(StepValue::F(v)) => points.push(StepPoint {
+                    step: step as u32,
+                    v,
+                }),
+                Some(StepValue::H(h)) => hpoints.push(HistogramStepPoint {
+                    step: step as u32,
+                    h,
+                }),
+                None => {}
+            }
+        }
+        (points, hpoints)
+    }
+
     /// [`Evaluator::range_map`] for functions that read histogram samples
     /// too: `f` sees both windows and may return a float or a histogram.
     pub(super) fn range_map_mixed(
@@ -38,52 +130,9 @@ impl Evaluator<'_, '_> {
         f: &mut MixedWindowFunction<'_>,
     ) -> Result<Vec<StepSeries>, QueryError> {
         let window = self.window_of(expr)?;
-        let steps = self.steps();
         let mut out = Vec::new();
         self.for_each_range_series(expr, Some(func), &mut |labels, samples, histograms| {
-            let mut points = Vec::new();
-            let mut hpoints = Vec::new();
-            let (mut lo, mut hi, mut hlo, mut hhi) = (0usize, 0usize, 0usize, 0usize);
-            for step in 0..steps {
-                let reference = window.reference(self.time(step));
-                let start = reference - window.range;
-                if window.at.is_some() {
-                    lo = samples.partition_point(|p| p.t <= start);
-                    hi = samples.partition_point(|p| p.t <= reference);
-                    hlo = histograms.partition_point(|p| p.t <= start);
-                    hhi = histograms.partition_point(|p| p.t <= reference);
-                } else {
-                    while hi < samples.len() && samples[hi].t <= reference {
-                        hi += 1;
-                    }
-                    while lo < hi && samples[lo].t <= start {
-                        lo += 1;
-                    }
-                    while hhi < histograms.len() && histograms[hhi].t <= reference {
-                        hhi += 1;
-                    }
-                    while hlo < hhi && histograms[hlo].t <= start {
-                        hlo += 1;
-                    }
-                }
-                match f(
-                    step,
-                    &samples[lo..hi],
-                    &histograms[hlo..hhi],
-                    labels,
-                    reference,
-                ) {
-                    Some(StepValue::F(v)) => points.push(StepPoint {
-                        step: step as u32,
-                        v,
-                    }),
-                    Some(StepValue::H(h)) => hpoints.push(HistogramStepPoint {
-                        step: step as u32,
-                        h,
-                    }),
-                    None => {}
-                }
-            }
+            let (points, hpoints) = self.mixed_windows(&window, samples, histograms, labels, f);
             if !points.is_empty() || !hpoints.is_empty() {
                 self.ctx.hold(points.len() + hpoints.len())?;
                 out.push(StepSeries {
