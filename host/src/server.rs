@@ -119,8 +119,13 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
     let sd_metrics =
         DiscovererMetrics::register(registry).context("registering discovery metrics")?;
     let discovery = Arc::new(
-        DiscoveryManager::new("scrape", registry, sd_metrics.clone(), ManagerOptions::default())
-            .context("starting service discovery")?,
+        DiscoveryManager::new(
+            "scrape",
+            registry,
+            sd_metrics.clone(),
+            ManagerOptions::default(),
+        )
+        .context("starting service discovery")?,
     );
     let plugins = PluginManager::new(Some(&storage_dir.path().join("plugin-cache")), registry)
         .context("starting the plugin runtime")?;
