@@ -42,6 +42,9 @@ use metrics::ScrapeMetrics;
 use pool::ScrapePool;
 use target::Target;
 
+/// How often target relabeling is retried after a relabel plugin failed.
+pub const RELABEL_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A job's pool, or why it could not be created (e.g. an unreadable CA
 /// file), which the targets API shows on the job's targets.
 #[derive(Debug)]
@@ -178,6 +181,39 @@ impl ScrapeManager {
                 .await;
             }
         }
+    }
+
+    /// Starts the task that retries target relabeling for pools whose
+    /// relabel plugin failed (every [`RELABEL_RETRY_INTERVAL`]): a static
+    /// target list is never published again by discovery, so without it a
+    /// plugin that failed once would leave the job without targets. The task
+    /// ends when the manager is dropped.
+    pub fn spawn_relabel_retries(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let manager = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(RELABEL_RETRY_INTERVAL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                let mut inner = manager.inner.lock().await;
+                let Inner { pools, groups } = &mut *inner;
+                for (job, slot) in pools.iter_mut() {
+                    if let PoolSlot::Running(pool) = slot
+                        && pool.relabel_failed()
+                    {
+                        tracing::info!(%job, "Retrying target relabeling");
+                        pool.sync(
+                            groups.get(job).map(Vec::as_slice).unwrap_or_default(),
+                            HashMap::new(),
+                        )
+                        .await;
+                    }
+                }
+            }
+        })
     }
 
     /// Every job's targets, sorted by job.

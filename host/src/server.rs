@@ -135,6 +135,8 @@ pub async fn run(flags: ServerFlags) -> anyhow::Result<()> {
             .with_plugins(plugins.clone()),
     );
     follow_tracing_config(&config);
+    // Ends by itself when the scrape manager is dropped at exit.
+    let _relabel_retries = scrape.spawn_relabel_retries();
     let followers = follow_config(
         config.clone(),
         plugins.clone(),

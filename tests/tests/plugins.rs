@@ -471,6 +471,11 @@ fn misbehaving_plugins_are_contained_and_reported() {
     config.push_str(&format!(
         "scrape_configs:\n  - job_name: healthy\n    static_configs:\n      - targets: ['{address}']\n  - job_name: no-http\n    plugin: no-http\n    params:\n      behaviour: [http-get]\n      url: ['http://{address}/metrics']\n    static_configs:\n      - targets: ['probe']\n"
     ));
+    // Target relabeling through a plugin that traps: the job gets no
+    // targets, lists them as dropped, and the other jobs are unaffected.
+    config.push_str(&format!(
+        "  - job_name: target-panic\n    static_configs:\n      - targets: ['{address}']\n    relabel_configs:\n      - action: plugin\n        plugin: panic\n"
+    ));
     for behaviour in behaviours {
         config.push_str(&format!(
             "  - job_name: {behaviour}\n    static_configs:\n      - targets: ['{address}']\n    metric_relabel_configs:\n      - action: plugin\n        plugin: {behaviour}\n"
@@ -554,6 +559,21 @@ fn misbehaving_plugins_are_contained_and_reported() {
             "{metric} for {plugin}: {value:?}"
         );
     }
+    let body: Value = ember
+        .get("/api/v1/targets?scrapePool=target-panic")
+        .json()
+        .expect("targets JSON");
+    assert!(
+        body["data"]["activeTargets"]
+            .as_array()
+            .is_some_and(|targets| targets.is_empty()),
+        "{body:#}"
+    );
+    assert_eq!(
+        body["data"]["droppedTargets"][0]["discoveredLabels"]["__address__"], address,
+        "{body:#}"
+    );
+
     // Still healthy at the end, and the healthy job kept its samples.
     assert_eq!(query(&ember, "up{job=\"healthy\"}")[0]["value"][1], "1");
     assert_eq!(query(&ember, "healthy_metric")[0]["value"][1], "1");

@@ -57,6 +57,9 @@ pub struct ScrapePool {
     loops: HashMap<u64, RunningLoop>,
     /// Targets not started because `target_limit` is exceeded.
     held: Vec<Arc<Target>>,
+    /// Set when target relabeling failed in a relabel plugin: the pool keeps
+    /// its targets and [`ScrapePool::retry_relabeling`] tries again.
+    relabel_failed: bool,
     dropped: Vec<DroppedTarget>,
     dropped_total: usize,
 }
@@ -103,6 +106,7 @@ impl ScrapePool {
             metrics,
             loops: HashMap::new(),
             held: Vec::new(),
+            relabel_failed: false,
             dropped: Vec::new(),
             dropped_total: 0,
         })
@@ -139,8 +143,12 @@ impl ScrapePool {
         self.dropped_total = 0;
         let keep_dropped = self.config.limits.keep_dropped_targets as usize;
         let populated = match self.populate(groups).await {
-            Ok(populated) => populated,
+            Ok(populated) => {
+                self.relabel_failed = false;
+                populated
+            }
             Err(error) => {
+                self.relabel_failed = true;
                 // A relabel plugin failed: nothing can be said about which
                 // targets to scrape, so the running ones keep running and
                 // every discovered target is listed with the reason.
@@ -275,6 +283,12 @@ impl ScrapePool {
             out.push(result);
         }
         Ok(out)
+    }
+
+    /// Whether the last target relabeling failed in a plugin, so that the
+    /// manager should sync this pool again.
+    pub fn relabel_failed(&self) -> bool {
+        self.relabel_failed
     }
 
     fn record_dropped(&mut self, discovered: Labels, error: Option<TargetError>, keep: usize) {
