@@ -451,6 +451,7 @@ fn misbehaving_plugins_are_contained_and_reported() {
     let target = StaticTarget::start(vec![("/metrics", TEXT, "healthy_metric 1\n".to_owned())]);
     let address = target.address();
     let behaviours = [
+        "log",
         "loop",
         "memory-bomb",
         "panic",
@@ -559,6 +560,18 @@ fn misbehaving_plugins_are_contained_and_reported() {
             "{metric} for {plugin}: {value:?}"
         );
     }
+    // The well-behaved `log` plugin's lines reach the server's log, named.
+    let logged = ember.wait_for_log(Duration::from_secs(30), |entry| {
+        let text = entry.to_string();
+        text.contains("line 0 of log") && text.contains("\"plugin\":\"log\"")
+    });
+    assert!(
+        logged.is_some(),
+        "no plugin log line\n{}",
+        ember.logs_text()
+    );
+    assert_eq!(query(&ember, "up{job=\"log\"}")[0]["value"][1], "1");
+
     let body: Value = ember
         .get("/api/v1/targets?scrapePool=target-panic")
         .json()
