@@ -592,3 +592,31 @@ fn misbehaving_plugins_are_contained_and_reported() {
     assert_eq!(query(&ember, "healthy_metric")[0]["value"][1], "1");
     assert!(ember.get("/-/ready").status().is_success());
 }
+
+#[test]
+fn a_remote_write_entry_can_be_a_remote_storage_plugin() {
+    let Some(storage) = plugin("remote-storage-fixture") else {
+        return;
+    };
+    let target = StaticTarget::start(vec![("/metrics", TEXT, "stored_metric 7\n".to_owned())]);
+    let address = target.address();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nplugins:\n  - name: store\n    kind: remote-storage\n    path: {}\nscrape_configs:\n  - job_name: web\n    static_configs:\n      - targets: ['{address}']\nremote_write:\n  - plugin: store\n    queue_config:\n      batch_send_deadline: 1s\n",
+        storage.display()
+    );
+    let ember = Ember::start(Options::with_config(config));
+    // The queue hands batches to the plugin's write; the plugin keeps them.
+    let calls = wait_for(&ember, Duration::from_secs(60), "plugin writes", || {
+        let metrics = ember.get("/metrics").text().expect("metrics");
+        metric_value(
+            &metrics,
+            "ember_plugin_calls_total{kind=\"remote-storage\",plugin=\"store\"}",
+        )
+        .filter(|calls| *calls >= 1.0)
+    });
+    assert!(calls >= 1.0);
+    let report = plugin_report(&ember, "store").expect("store plugin");
+    assert_eq!(report["state"], "ready", "{report:#}");
+    assert_eq!(report["errors"], 0, "{report:#}");
+    assert_eq!(query(&ember, "stored_metric")[0]["value"][1], "7");
+}
