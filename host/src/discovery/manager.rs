@@ -285,9 +285,9 @@ impl DiscoveryManager {
     /// Applies the discovery configurations of every set, by set name, for
     /// the built-in mechanisms; see [`ProviderConfig::from_configs`] and
     /// [`apply_providers`](Self::apply_providers). `plugin_sd_configs` are
-    /// not run by this method, which logs a warning for each: a caller with a
-    /// plugin runtime builds their discoverers and passes them, with the
-    /// built-in providers, to `apply_providers` as [`ProviderConfig::External`].
+    /// not run by this method, which logs a warning for each: the server
+    /// builds their discoverers with [`super::plugin::providers`] and passes
+    /// them, with the built-in providers, to `apply_providers`.
     pub fn apply(&self, sets: HashMap<String, ServiceDiscoveryConfigs>) -> ApplySummary {
         let providers = sets
             .into_iter()
@@ -297,7 +297,7 @@ impl DiscoveryManager {
                         manager = %self.name,
                         config = %set,
                         plugin = %plugin.plugin,
-                        "Discovery plugins are not available in this build; the plugin finds no targets"
+                        "Discovery plugins need the plugin manager (discovery::plugin::providers); the plugin finds no targets"
                     );
                 }
                 let providers = ProviderConfig::from_configs(&configs);
