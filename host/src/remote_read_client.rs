@@ -180,6 +180,11 @@ impl RemoteReadClient {
         } else {
             self.decode_samples(&bytes)?
         };
+        // Streamed answers carry whole chunks, which may reach outside the
+        // range; the querier contract wants exactly `[mint, maxt]`.
+        for (_, samples) in &mut series {
+            samples.retain(|s| mint <= s.t && s.t <= maxt);
+        }
         if !added.is_empty() {
             for (labels, _) in &mut series {
                 let mut builder = LabelsBuilder::new(labels.clone());

@@ -20,7 +20,8 @@
 //! writes the WAL record of every sample before it returns; so an
 //! acknowledged sample survives a crash of the process. Whether it also
 //! survives a crash of the machine depends on the WAL's fsync policy (by
-//! default fsync at segment cut, as Prometheus). See docs/remote.md.
+//! default fsync at segment cut, as Prometheus). See
+//! docs/remote-receive-and-read.md.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::State;
