@@ -202,11 +202,17 @@ impl PluginManager {
     }
 
     /// Brings the loaded plugins in line with `config.plugins`; see the module
-    /// documentation. Never fails: problems are recorded per plugin.
-    pub async fn apply_config(&self, config: &Config) {
+    /// documentation. Never fails: problems are recorded per plugin. Returns
+    /// the names of the plugins that were loaded, reloaded, failed or
+    /// removed, so that users holding results of the old versions (target
+    /// relabeling) can redo them.
+    pub async fn apply_config(&self, config: &Config) -> Vec<String> {
         let _serialised = self.apply_lock.lock().await;
+        let mut changed = Vec::new();
         for declared in &config.plugins {
-            self.apply_one(declared).await;
+            if self.apply_one(declared).await {
+                changed.push(declared.name.clone());
+            }
         }
         let removed: Vec<Arc<Entry>> = {
             let mut entries = self.write_entries();
@@ -222,6 +228,7 @@ impl PluginManager {
         for entry in removed {
             tracing::info!(plugin = %entry.config.name, "Plugin unloaded: no longer declared");
             self.retire(&entry);
+            changed.push(entry.config.name.clone());
         }
         self.derived
             .lock()
@@ -233,9 +240,11 @@ impl PluginManager {
                 }
                 keep
             });
+        changed
     }
 
-    async fn apply_one(&self, declared: &PluginConfig) {
+    /// Applies one declaration; returns whether anything changed.
+    async fn apply_one(&self, declared: &PluginConfig) -> bool {
         let name = declared.name.clone();
         let path = declared.path.clone();
         let read = tokio::task::spawn_blocking(move || {
@@ -251,12 +260,12 @@ impl PluginManager {
             Ok(Err(error)) => {
                 let error = format!("reading {}: {error}", declared.path.display());
                 self.record_failure(declared, None, error);
-                return;
+                return true;
             }
             Err(join) => {
                 let error = format!("reading {}: {join}", declared.path.display());
                 self.record_failure(declared, None, error);
-                return;
+                return true;
             }
         };
         if let Some(previous) = &previous
@@ -264,7 +273,7 @@ impl PluginManager {
             && previous.sha256.as_deref() == Some(sha.as_str())
             && matches!(previous.slot, Slot::Loaded(_))
         {
-            return;
+            return false;
         }
         let reloading = previous
             .as_ref()
@@ -289,7 +298,7 @@ impl PluginManager {
             Ok(spec) => spec,
             Err(error) => {
                 self.record_failure(declared, Some(sha), error);
-                return;
+                return true;
             }
         };
         match self.runtime.load(spec).await {
@@ -315,6 +324,7 @@ impl PluginManager {
             }
             Err(error) => self.record_failure(declared, Some(sha), error.to_string()),
         }
+        true
     }
 
     fn record_failure(&self, declared: &PluginConfig, sha256: Option<String>, error: String) {

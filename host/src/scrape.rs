@@ -216,6 +216,28 @@ impl ScrapeManager {
         })
     }
 
+    /// Redoes target relabeling for the pools whose relabel steps call one
+    /// of `plugins` (plugins a configuration reload loaded, reloaded or
+    /// removed), so their targets reflect the plugin now in place.
+    pub async fn resync_plugin_users(&self, plugins: &[String]) {
+        if plugins.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock().await;
+        let Inner { pools, groups } = &mut *inner;
+        for (job, slot) in pools.iter_mut() {
+            if let PoolSlot::Running(pool) = slot
+                && pool.uses_relabel_plugin(plugins)
+            {
+                pool.sync(
+                    groups.get(job).map(Vec::as_slice).unwrap_or_default(),
+                    HashMap::new(),
+                )
+                .await;
+            }
+        }
+    }
+
     /// Every job's targets, sorted by job.
     pub async fn targets(&self) -> Vec<PoolTargets> {
         let inner = self.inner.lock().await;

@@ -277,8 +277,11 @@ async fn follow_config(
         // Plugins first, so that pools and discoverers find the plugins they
         // name loaded; then pools, so that targets arriving from discovery
         // find them.
-        plugins.apply_config(&config).await;
+        let changed_plugins = plugins.apply_config(&config).await;
         scrape.apply_config(&config).await;
+        // Pools kept by the reload still hold targets relabeled by the old
+        // versions of the plugins that changed.
+        scrape.resync_plugin_users(&changed_plugins).await;
         let sets: HashMap<_, _> = config
             .scrape_configs
             .iter()

@@ -58,7 +58,7 @@ async fn plugins_load_reload_on_change_and_unload() {
     let manager = PluginManager::new(Some(&dir.path().join("cache")), &registry).expect("manager");
 
     let first = config(dir.path(), &relabeler("tag", &file, ""));
-    manager.apply_config(&first).await;
+    assert_eq!(manager.apply_config(&first).await, ["tag"]);
     let report = &manager.statuses()[0];
     assert_eq!((report.name.as_str(), report.state), ("tag", "ready"));
     assert_eq!(report.wit_version.as_deref(), Some("0.1.0"));
@@ -70,7 +70,7 @@ async fn plugins_load_reload_on_change_and_unload() {
     );
 
     // The same configuration keeps the same instance.
-    manager.apply_config(&first).await;
+    assert!(manager.apply_config(&first).await.is_empty());
     assert_eq!(
         echo(&manager, "tag").await[0].as_ref().unwrap()[0],
         ("calls".into(), "2".into())
@@ -111,7 +111,7 @@ async fn plugins_load_reload_on_change_and_unload() {
     assert_eq!(from_old[0].as_ref().unwrap()[0].0, "calls");
 
     // Removed from the configuration: unloaded.
-    manager.apply_config(&config(dir.path(), "")).await;
+    assert_eq!(manager.apply_config(&config(dir.path(), "")).await, ["tag"]);
     assert!(manager.statuses().is_empty());
     assert_eq!(
         manager.get("tag").unwrap_err(),

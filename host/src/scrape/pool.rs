@@ -285,6 +285,13 @@ impl ScrapePool {
         Ok(out)
     }
 
+    /// Whether target relabeling calls any of `plugins`.
+    pub fn uses_relabel_plugin(&self, plugins: &[String]) -> bool {
+        self.target_relabel
+            .plugins()
+            .any(|name| plugins.iter().any(|changed| changed == name))
+    }
+
     /// Whether the last target relabeling failed in a plugin, so that the
     /// manager should sync this pool again.
     pub fn relabel_failed(&self) -> bool {
