@@ -332,6 +332,10 @@ impl Head {
         self.raise_min_valid(mint);
         let mut stats = TruncateStats::default();
         let mut empty: Vec<Arc<MemSeries>> = Vec::new();
+        // Recomputed from the series; commits running meanwhile lower it
+        // with `observe_min_t`, and the scan's result is merged in with
+        // `fetch_min`, so neither overwrites the other.
+        self.min_t.store(i64::MAX, Ordering::Release);
         let mut new_min = i64::MAX;
         for series in self.all_series() {
             let (chunks_dropped, min_left) = series.lock().truncate_before(mint);
@@ -341,9 +345,7 @@ impl Head {
                 None => empty.push(series),
             }
         }
-        // A commit racing with the scan may have lowered the minimum below
-        // what the scan saw; the smaller value is the safe one.
-        self.min_t.store(new_min, Ordering::Release);
+        self.min_t.fetch_min(new_min, Ordering::AcqRel);
         stats.chunk_files_removed = self.files.truncate_before(mint);
         self.tombstones
             .write()

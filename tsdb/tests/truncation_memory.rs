@@ -2,8 +2,9 @@
 //! `EMBER_TRUNCATION_MEMORY_SERIES` series (default 100 000) × 3 h 10 min at
 //! 15 s (one transaction per 1 000-series target), runs `Db::compact` (one
 //! 2 h block written, the head truncated to the last 1 h 10 min), and
-//! reports the resident set per series before and after, and how long the
-//! block write and truncation took.
+//! reports the resident set per series before and after, how long the
+//! block write and truncation took, and how fast 1% of the series are read
+//! for an hour from the block and from the head.
 //!
 //! Ignored by default (it takes a while and needs a few hundred MiB):
 //!
@@ -14,11 +15,13 @@
 use std::time::Instant;
 
 use ember_model::labels::Labels;
-use ember_model::storage::{Appendable, SeriesRef};
+use ember_model::matcher::{MatchOp, Matcher};
+use ember_model::storage::{Appendable, Queryable, SeriesRef, collect_samples};
 use ember_tsdb::{Db, DbOptions};
 
 const SERIES_PER_TARGET: usize = 1_000;
 const T0: i64 = 1_700_006_400_000; // a multiple of 2 h
+const HOUR: i64 = 3_600_000;
 
 /// `(VmRSS, RssAnon)` in bytes.
 fn rss() -> Option<(u64, u64)> {
@@ -95,5 +98,28 @@ fn rss_per_series_after_head_truncation() {
         stats.blocks_bytes,
         stats.blocks_bytes as f64 / (n as f64 * 480.0)
     );
+    // Selecting 1% of the series over one hour: from the block, then from
+    // the head.
+    let matchers = [Matcher::new(MatchOp::Regex, "instance", "host-[0-9]:9100").expect("regex")];
+    for (name, mint) in [("block", T0 + HOUR / 2), ("head", T0 + 2 * HOUR)] {
+        let started = Instant::now();
+        let mut samples = 0;
+        let rounds = 5;
+        for _ in 0..rounds {
+            let q = db.querier(mint, mint + HOUR - 1).expect("querier");
+            for series in q.select(true, None, &matchers).expect("select") {
+                let series = series.expect("series");
+                samples += collect_samples(series.samples().as_mut())
+                    .expect("samples")
+                    .len();
+            }
+        }
+        let elapsed = started.elapsed();
+        eprintln!(
+            "select 1 h of {} series from the {name}: {:.1} M samples/s ({samples} samples in {elapsed:?})",
+            samples / rounds / 240,
+            samples as f64 / elapsed.as_secs_f64() / 1e6
+        );
+    }
     db.close().expect("close");
 }
