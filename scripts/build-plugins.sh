@@ -137,5 +137,5 @@ export EMBER_COMPONENTIZE_PY="$repo/$tools/python/bin/componentize-py"
 export EMBER_COMPONENTIZE_JS_DIR="$repo/$tools/js"
 for dir in "${stale[@]}"; do
     name=$(basename "$dir")
-    target/debug/ember-plugin build "$dir" --out-dir "$out_dir" --target-dir "$build_dir/$name" >&2
+    "${CARGO_TARGET_DIR:-target}/debug/ember-plugin" build "$dir" --out-dir "$out_dir" --target-dir "$build_dir/$name" >&2
 done
