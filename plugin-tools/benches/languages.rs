@@ -12,6 +12,9 @@
 //! - `relabel_1000/<lang>`: one relabel call with 1,000 series of 3 labels
 //!   (packed batch in, answer out, through tokio's blocking pool).
 //!
+//! Every plugin gets a 256 MiB memory cap: with the default 64 MiB the
+//! JavaScript relabeler runs out of memory during the run.
+//!
 //! Bounded: 10 samples of at most 3 s per benchmark. Figures are recorded
 //! in docs/plugins.md.
 
@@ -49,6 +52,10 @@ fn spec(language: &str, path: PathBuf) -> PluginSpec {
     .with_config([("drop_label", "drop"), ("add", "source=plugin")])
     .with_limits(Limits {
         call_timeout: Duration::from_secs(30),
+        // StarlingMonkey's heap outgrows the default 64 MiB over a few
+        // hundred 1,000-series calls (an out-of-memory trap); the same
+        // generous cap for every language keeps the comparison fair.
+        max_memory_bytes: 256 << 20,
         ..Limits::default()
     })
 }
