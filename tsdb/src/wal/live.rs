@@ -60,7 +60,7 @@ pub fn list_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
 /// wal.log(&[Record::Samples(&[RefSample { series_ref: 1, t: 5, v: 1.0 }])])?;
 /// assert!(live.next_record()?.is_some()); // the record as soon as it is written
 /// assert!(live.next_record()?.is_none());
-/// # Ok::<(), ember_tsdb::wal::WalError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct LiveReader {
