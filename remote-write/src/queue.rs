@@ -17,6 +17,15 @@
 //! marker, stored once a second and when the queue stops. A restart reads
 //! the WAL again for series and sends only samples after the marker.
 //!
+//! Resent samples: the marker is stored once a second and batches can be
+//! in flight when the process dies, so what a restart resends may partly
+//! be in the receiver already. Prometheus refuses a whole request (400,
+//! "out of order sample") when one sample is older than its series' newest,
+//! which would drop the never-delivered samples sharing a batch with
+//! delivered ones. A refused batch holding resent samples is therefore
+//! split in halves and each half sent again, down to single samples; only
+//! samples refused on their own are dropped.
+//!
 //! Shards and backpressure: a shard buffers at most `capacity` samples;
 //! when one is full the watcher waits (counted in
 //! `enqueue_retries_total`), so an outage leaves the backlog in the WAL
@@ -149,6 +158,10 @@ pub(crate) struct Shared {
     pub(crate) positions: Mutex<VecDeque<(u64, Position)>>,
     /// The newest record whose samples are all in shard buffers.
     pub(crate) last_seq: AtomicU64,
+    /// The newest record resent after a restart (0: none): it was in the
+    /// WAL before the queue started and after the marker, so the previous
+    /// run may have delivered it already.
+    pub(crate) replayed_seq: AtomicU64,
     pub(crate) acked: Mutex<Option<Position>>,
     pub(crate) reshard_to: AtomicUsize,
     pub(crate) counters: Counters,
@@ -285,6 +298,7 @@ impl Queue {
             shards: RwLock::new(Arc::new(Shards::empty())),
             positions: Mutex::new(VecDeque::new()),
             last_seq: AtomicU64::new(0),
+            replayed_seq: AtomicU64::new(0),
             acked: Mutex::new(marker),
             reshard_to: AtomicUsize::new(0),
             counters: Counters::default(),

@@ -26,6 +26,10 @@ enum Behaviour {
     Accept,
     Retryable,
     Permanent,
+    /// Like Prometheus's receiver (1.0 only): the whole request is refused
+    /// when one sample is older than its series' newest; a repeat of the
+    /// newest is accepted.
+    RefuseOutOfOrder,
 }
 
 #[derive(Debug)]
@@ -96,7 +100,7 @@ impl Destination for Recorder {
                         message: "400".into(),
                     };
                 }
-                Behaviour::Accept => {}
+                Behaviour::Accept | Behaviour::RefuseOutOfOrder => {}
             }
             let raw = snap::raw::Decoder::new()
                 .decompress_vec(batch.payload())
@@ -106,6 +110,32 @@ impl Destination for Recorder {
                 return SendOutcome::Sent;
             }
             let request = prompb::WriteRequest::decode(raw.as_slice()).unwrap();
+            if *self.behaviour.lock().unwrap() == Behaviour::RefuseOutOfOrder {
+                let received = self.received.lock().unwrap();
+                let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+                for series in &request.timeseries {
+                    let key = series
+                        .labels
+                        .iter()
+                        .map(|l| format!("{}={}", l.name, l.value))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let last = newest.entry(key.clone()).or_insert_with(|| {
+                        received
+                            .get(&key)
+                            .and_then(|s| s.last())
+                            .map_or(i64::MIN, |s| s.0)
+                    });
+                    for sample in &series.samples {
+                        if sample.timestamp < *last {
+                            return SendOutcome::Permanent {
+                                message: "out of order sample".into(),
+                            };
+                        }
+                        *last = sample.timestamp;
+                    }
+                }
+            }
             let mut metadata = self.metadata.lock().unwrap();
             for m in &request.metadata {
                 metadata.insert(m.metric_family_name.clone(), m.help.clone());
@@ -353,6 +383,66 @@ async fn a_restart_resends_what_was_not_acknowledged() {
         total < (SERIES * 200) as usize + 2 * 100,
         "resent too much: {total}"
     );
+    queue.stop(Duration::from_secs(5)).await;
+}
+
+/// After a crash the marker lags behind what was delivered; the resend
+/// mixes delivered samples with never-delivered ones in one batch, which a
+/// receiver like Prometheus refuses as a whole. The never-delivered ones
+/// must arrive all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_refused_for_samples_already_delivered_still_delivers_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = small_wal(dir.path());
+    let recorder = Recorder::new();
+    recorder.set(Behaviour::RefuseOutOfOrder);
+    // Batches that do not end at a scrape's boundary: the resent batch of
+    // samples 960..1024 holds round 48 (refused) and rounds 50 and 51.
+    let mut settings = settings(dir.path());
+    settings.queue.max_samples_per_send = 64;
+    let queue = Queue::start(
+        settings.clone(),
+        recorder.clone(),
+        QueueMetrics::unregistered(),
+    )
+    .unwrap();
+    let start = now_ms();
+    log_series(&mut wal);
+    log_samples(&mut wal, start, 0..50);
+    wait_for("the first samples", Duration::from_secs(10), || {
+        recorder.total() >= (SERIES * 50) as usize
+    })
+    .await;
+    queue.stop(Duration::from_secs(5)).await;
+    // A crash: the marker is older than what was delivered (here: from
+    // before everything), and later scrapes were never sent.
+    settings
+        .progress
+        .store(ember_remote_write::Position {
+            segment: 0,
+            offset: 0,
+        })
+        .unwrap();
+    log_samples(&mut wal, start, 50..60);
+    let queue = Queue::start(settings, recorder.clone(), QueueMetrics::unregistered()).unwrap();
+    log_samples(&mut wal, start, 60..70);
+    wait_for(
+        "everything after the restart",
+        Duration::from_secs(20),
+        || {
+            recorder
+                .received
+                .lock()
+                .unwrap()
+                .values()
+                .all(|s| s.last().is_some_and(|x| x.0 == start + 69 * 1000))
+        },
+    )
+    .await;
+    assert_complete(&recorder, start, 70);
+    // Only samples older than what the receiver had are dropped, each once
+    // on its own (a repeat of a series' newest is accepted).
+    assert_eq!(queue.metrics().samples_failed_total.get(), SERIES * 49);
     queue.stop(Duration::from_secs(5)).await;
 }
 

@@ -211,9 +211,52 @@ async fn run_shard(shared: Arc<Shared>, shard: Arc<Shard>) {
             }
         };
         shared.metrics.samples_pending.sub(taken.len() as i64);
-        let batch = build_batch(&shared, taken);
-        send_with_retry(&shared, &batch).await;
+        // Samples are in sequence order: the first is the oldest.
+        if taken[0].seq <= shared.replayed_seq.load(Ordering::Acquire) {
+            send_resent(&shared, taken).await;
+        } else {
+            let batch = build_batch(&shared, taken);
+            send_with_retry(&shared, &batch, true).await;
+        }
         shard.state.lock().expect("shard lock").inflight_from = None;
+    }
+}
+
+/// Sends samples that the previous run may have delivered: a refused batch
+/// is split in halves, each sent again (first half first, so each series
+/// stays in order), down to single samples, so that the samples a receiver
+/// already has (Prometheus refuses the whole request for one of them) do
+/// not take never-delivered ones with them. Costs up to twice as many
+/// requests as samples for a batch the receiver has in full, which only
+/// the resend after a restart (about a second of data) can be.
+///
+/// Samples refused on their own are counted as failed and logged once per
+/// batch rather than each with an error: most likely the receiver has them.
+async fn send_resent(shared: &Shared, taken: Vec<Pending>) {
+    let mut parts = vec![taken];
+    let mut refused = 0u64;
+    while let Some(part) = parts.pop() {
+        let batch = build_batch(shared, part.clone());
+        if send_with_retry(shared, &batch, false).await {
+            continue;
+        }
+        if part.len() == 1 {
+            refused += 1;
+            continue;
+        }
+        let mut first = part;
+        let second = first.split_off(first.len() / 2);
+        parts.push(second);
+        parts.push(first);
+    }
+    if refused > 0 {
+        shared.metrics.samples_failed_total.inc_by(refused);
+        tracing::warn!(
+            remote_name = %shared.settings.remote_name,
+            url = %shared.settings.url,
+            samples = refused,
+            "Resent samples refused one by one after a restart (most likely delivered before it); dropped"
+        );
     }
 }
 
@@ -240,8 +283,10 @@ fn build_batch(shared: &Shared, taken: Vec<Pending>) -> Batch {
 }
 
 /// Sends `batch` until it is sent or refused for good, backing off between
-/// retryable failures. Counts everything.
-pub(crate) async fn send_with_retry(shared: &Shared, batch: &Batch) -> bool {
+/// retryable failures. Counts everything; a refusal is counted and logged
+/// as dropped samples only when `last_resort` (otherwise the caller
+/// splits the batch and does that itself).
+pub(crate) async fn send_with_retry(shared: &Shared, batch: &Batch, last_resort: bool) -> bool {
     let settings = &shared.settings;
     let metrics = &shared.metrics;
     let samples = batch.sample_count() as u64;
@@ -294,6 +339,10 @@ pub(crate) async fn send_with_retry(shared: &Shared, batch: &Batch) -> bool {
                 return true;
             }
             SendOutcome::Permanent { message } => {
+                if !last_resort {
+                    tracing::debug!(remote_name = %settings.remote_name, url = %settings.url, samples, error = %message, "Resent batch refused");
+                    return false;
+                }
                 if metadata_only {
                     metrics
                         .metadata_failed_total
@@ -429,7 +478,7 @@ pub(crate) async fn metadata_loop(shared: Arc<Shared>) {
         families.sort_by(|a, b| a.name.cmp(&b.name));
         for chunk in families.chunks(per_request) {
             let batch = Batch::new(shared.settings.protocol, Vec::new(), chunk.to_vec());
-            send_with_retry(&shared, &batch).await;
+            send_with_retry(&shared, &batch, true).await;
         }
     }
 }

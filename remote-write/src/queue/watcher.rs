@@ -41,6 +41,10 @@ pub(crate) struct Watcher {
     /// A queue without a marker sends samples from its start time on, as
     /// Prometheus does.
     start_ms: Option<i64>,
+    /// With a marker: the end of the WAL when the queue started. Records
+    /// after the marker and up to here may have been delivered by the
+    /// previous run.
+    replay_end: Option<Position>,
     seq: u64,
     checkpoint_read: Option<u64>,
     samples: Vec<RefSample>,
@@ -65,6 +69,7 @@ impl Watcher {
             shards,
             cache: HashMap::new(),
             marker,
+            replay_end: None,
             seq: 0,
             checkpoint_read: None,
             samples: Vec::new(),
@@ -74,6 +79,9 @@ impl Watcher {
     }
 
     pub(crate) fn run(mut self) {
+        if self.marker.is_some() {
+            self.replay_end = self.wal_end();
+        }
         loop {
             match self.follow() {
                 Ok(()) => return,
@@ -89,6 +97,19 @@ impl Watcher {
                 }
             }
         }
+    }
+
+    /// The last segment and its length now; `None` when unreadable (then
+    /// nothing counts as resent).
+    fn wal_end(&self) -> Option<Position> {
+        let segment = *wal::list_segment_indexes(self.wal_dir()).ok()?.last()?;
+        let length = std::fs::metadata(self.wal_dir().join(wal::segment_name(segment)))
+            .ok()?
+            .len();
+        Some(Position {
+            segment,
+            offset: length,
+        })
     }
 
     fn wal_dir(&self) -> &Path {
@@ -330,6 +351,10 @@ impl Watcher {
         self.local.resize_with(shard_count, Vec::new);
         self.seq += 1;
         let seq = self.seq;
+        if self.replay_end.is_some_and(|end| position <= end) {
+            // Before the samples reach a shard, which looks at it.
+            self.shared.replayed_seq.store(seq, Ordering::Release);
+        }
         let age_limit = self.shared.settings.queue.sample_age_limit;
         let oldest_ms = (!age_limit.is_zero()).then(|| now_ms() - age_limit.as_millis() as i64);
         let mut dropped = 0u64;
