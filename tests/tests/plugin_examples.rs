@@ -2,8 +2,9 @@
 //! the configuration their READMEs give: the discovery plugins (Rust HTTP
 //! inventory, Python host ranges) feed targets that are scraped, the
 //! exporters (Rust HTTP probe, JavaScript JSON) are scraped and their
-//! series answer queries, and the InfluxDB adapter receives the server's
-//! remote write in a real InfluxDB.
+//! series answer queries, the C relabeler bounds label values of a real
+//! scrape, and the InfluxDB adapter receives the server's remote write in a
+//! real InfluxDB.
 //!
 //! The plugins come from `scripts/build-plugins.sh` (`target/plugins/`);
 //! without them each test says so and returns. InfluxDB comes from
@@ -285,6 +286,79 @@ fn example_discovery_and_exporter_plugins_work_through_the_server() {
             .unwrap_or_else(|| panic!("{name} missing from {body}"));
         assert_eq!(report["kind"], kind, "{report}");
     }
+}
+
+/// The C relabeler as a metric relabel step of a real scrape: a long label
+/// value is cut to `max_length` bytes and series under `drop_prefix` are
+/// dropped, while the rest of the scrape is stored unchanged.
+#[test]
+fn the_c_relabeler_bounds_label_values_of_a_real_scrape() {
+    let Some(truncate) = plugin("relabel-c-truncate") else {
+        return;
+    };
+    let target = StaticTarget::start(vec![(
+        "/metrics",
+        TEXT,
+        "# TYPE http_requests_total counter\n\
+         http_requests_total{path=\"/a/very/long/path/with/an/id/12345\"} 7\n\
+         # TYPE debug_cache_entries gauge\n\
+         debug_cache_entries 3\n\
+         # TYPE app_ready gauge\n\
+         app_ready{zone=\"eu\"} 1\n"
+            .to_owned(),
+    )]);
+    let config = format!(
+        r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 900ms
+plugins:
+  - name: truncate
+    kind: relabeler
+    path: {path}
+    config:
+      max_length: "8"
+      drop_prefix: debug_
+scrape_configs:
+  - job_name: app
+    static_configs:
+      - targets: ["{address}"]
+    metric_relabel_configs:
+      - action: plugin
+        plugin: truncate
+"#,
+        path = truncate.display(),
+        address = target.address(),
+    );
+    let ember = Ember::start(Options::with_config(config));
+
+    assert_eq!(single_value(&ember, r#"up{job="app"}"#), 1.0);
+    let requests = wait_for(
+        &ember,
+        Duration::from_secs(30),
+        "the relabeled series",
+        || {
+            let result = query(&ember, r#"http_requests_total{job="app"}"#);
+            (!result.is_empty()).then_some(result)
+        },
+    );
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["metric"]["path"], "/a/very/", "{requests:?}");
+    assert_eq!(requests[0]["value"][1], "7");
+    assert_eq!(
+        single_value(&ember, r#"app_ready{job="app",zone="eu"}"#),
+        1.0
+    );
+    assert!(
+        query(&ember, r#"{__name__=~"debug_.*"}"#).is_empty(),
+        "debug_ series are dropped by the plugin"
+    );
+    assert_eq!(
+        single_value(
+            &ember,
+            r#"scrape_samples_post_metric_relabeling{job="app"}"#
+        ),
+        2.0
+    );
 }
 
 /// A real InfluxDB 1.x on loopback ports in a temporary directory.
