@@ -450,6 +450,13 @@ fn misbehaving_plugins_are_contained_and_reported() {
     };
     let target = StaticTarget::start(vec![("/metrics", TEXT, "healthy_metric 1\n".to_owned())]);
     let address = target.address();
+    // A host the exporter may reach that answers only after 10 s: the
+    // plugin's HTTP call must end at its call deadline, not hold the scrape.
+    let slow = StaticTarget::start_slow(
+        vec![("/metrics", TEXT, "late 1\n".to_owned())],
+        Duration::from_secs(10),
+    );
+    let slow_address = slow.address();
     let behaviours = [
         "log",
         "loop",
@@ -460,8 +467,8 @@ fn misbehaving_plugins_are_contained_and_reported() {
         "duplicate-labels",
     ];
     let mut config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nplugins:\n  - name: no-http\n    kind: exporter\n    path: {}\n",
-        exporter.display()
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nplugins:\n  - name: no-http\n    kind: exporter\n    path: {path}\n  - name: slow-http\n    kind: exporter\n    path: {path}\n    limits: {{call_timeout: 500ms}}\n    capabilities: {{allowed_hosts: ['{slow_address}']}}\n",
+        path = exporter.display()
     );
     for behaviour in behaviours {
         config.push_str(&format!(
@@ -470,7 +477,7 @@ fn misbehaving_plugins_are_contained_and_reported() {
         ));
     }
     config.push_str(&format!(
-        "scrape_configs:\n  - job_name: healthy\n    static_configs:\n      - targets: ['{address}']\n  - job_name: no-http\n    plugin: no-http\n    params:\n      behaviour: [http-get]\n      url: ['http://{address}/metrics']\n    static_configs:\n      - targets: ['probe']\n"
+        "scrape_configs:\n  - job_name: healthy\n    static_configs:\n      - targets: ['{address}']\n  - job_name: no-http\n    plugin: no-http\n    params:\n      behaviour: [http-get]\n      url: ['http://{address}/metrics']\n    static_configs:\n      - targets: ['probe']\n  - job_name: slow-http\n    plugin: slow-http\n    params:\n      behaviour: [http-get]\n      url: ['http://{slow_address}/metrics']\n    static_configs:\n      - targets: ['probe']\n"
     ));
     // Target relabeling through a plugin that traps: the job gets no
     // targets, lists them as dropped, and the other jobs are unaffected.
@@ -519,6 +526,23 @@ fn misbehaving_plugins_are_contained_and_reported() {
             .contains("denied"),
         "{denied:#}"
     );
+
+    // A slow host call: the target is down with the plugin's reason and the
+    // scrape ended near the call deadline instead of waiting for the host.
+    let late = wait_for(&ember, Duration::from_secs(30), "slow-http down", || {
+        target_of(&ember, "slow-http").filter(|t| t["health"] == "down")
+    });
+    assert!(
+        !late["lastError"].as_str().unwrap_or_default().is_empty(),
+        "{late:#}"
+    );
+    assert!(
+        late["lastScrapeDuration"]
+            .as_f64()
+            .is_some_and(|seconds| seconds < 2.5),
+        "{late:#}"
+    );
+    assert_eq!(query(&ember, "up{job=\"healthy\"}")[0]["value"][1], "1");
 
     // Let a few more scrapes fail so restarts and disabling show.
     std::thread::sleep(
