@@ -460,3 +460,69 @@ pub fn http_client(timeout: Duration) -> reqwest::blocking::Client {
         .build()
         .expect("HTTP client")
 }
+
+/// The plugin `name` as `scripts/build-plugins.sh` leaves it in
+/// `target/plugins/`, or `None` (with a visible message) when it has not
+/// been built, so that a test can say so and return.
+pub fn built_plugin(name: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/plugins")
+        .join(format!("{name}.wasm"));
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipping: {} is missing; run scripts/build-plugins.sh to build the plugins",
+            path.display()
+        );
+        None
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, for a
+/// query string.
+pub fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The result vector of an instant query at the current time; fails the
+/// test unless the server answers with success.
+pub fn query(ember: &Ember, expr: &str) -> Vec<serde_json::Value> {
+    let response = ember.get(&format!("/api/v1/query?query={}", url_escape(expr)));
+    assert!(response.status().is_success(), "query {expr} failed");
+    let body: serde_json::Value = response.json().expect("query JSON");
+    assert_eq!(body["status"], "success", "{expr}: {body}");
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Polls `check` every 250 ms until it returns `Some`; fails with the
+/// server's logs after `timeout`.
+pub fn wait_for<T>(
+    ember: &Ember,
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            ember.logs_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -14,71 +14,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ember_tests::{ChildGuard, Ember, Options, StaticTarget, free_port, http_client};
+use ember_tests::{
+    ChildGuard, Ember, Options, StaticTarget, built_plugin as plugin, free_port, http_client,
+    query, url_escape, wait_for,
+};
 use serde_json::Value;
 
 const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-fn plugin(name: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/plugins")
-        .join(format!("{name}.wasm"));
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipping: {} is missing; run scripts/build-plugins.sh to build the example plugins",
-            path.display()
-        );
-        None
-    }
-}
-
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The result vector of an instant query.
-fn query(ember: &Ember, expr: &str) -> Vec<Value> {
-    let body: Value = ember
-        .get(&format!("/api/v1/query?query={}", url_escape(expr)))
-        .json()
-        .expect("query JSON");
-    assert_eq!(body["status"], "success", "{expr}: {body}");
-    body["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// Polls `check` every 250 ms until it returns `Some`; fails with the
-/// server's logs after `timeout`.
-fn wait_for<T>(
-    ember: &Ember,
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            ember.logs_text()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 /// A data directory under `target/` that is emptied before each run except
 /// for the server's plugin compile cache, so that a second run of this test

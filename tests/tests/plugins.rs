@@ -7,73 +7,12 @@
 //! The plugins are the WebAssembly modules `scripts/build-plugins.sh` puts in
 //! `target/plugins/`; without them every test here says so and returns.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ember_tests::{Ember, Options, StaticTarget};
+use ember_tests::{Ember, Options, StaticTarget, built_plugin as plugin, query, wait_for};
 use serde_json::Value;
 
 const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-fn plugin(name: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/plugins")
-        .join(format!("{name}.wasm"));
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipping: {} is missing; run scripts/build-plugins.sh to build the test plugins",
-            path.display()
-        );
-        None
-    }
-}
-
-/// The result vector of an instant query.
-fn query(ember: &Ember, expr: &str) -> Vec<Value> {
-    let response = ember.get(&format!("/api/v1/query?query={}", url_escape(expr)));
-    assert!(response.status().is_success(), "query {expr} failed");
-    let body: Value = response.json().expect("query JSON");
-    assert_eq!(body["status"], "success", "{body}");
-    body["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Polls until `check` returns `Some`, failing with the server's logs after
-/// `timeout`.
-fn wait_for<T>(
-    ember: &Ember,
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            ember.logs_text()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 fn plugins_api(ember: &Ember) -> Vec<Value> {
     let body: Value = ember.get("/api/v1/plugins").json().expect("plugins JSON");
